@@ -1,0 +1,44 @@
+"""Which battles to fight, and their deterministic ids. Pure."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+
+@dataclass(frozen=True)
+class PlannedBattle:
+    battle_id: str
+    instruction_id: str
+    model_a: str  # model_a < model_b: a battle's id does not depend on who was named first
+    model_b: str
+
+
+def battle_id(instruction_id: str, model_x: str, model_y: str, judge: str, prompt_version: str) -> str:
+    if model_x == model_y:
+        raise ValueError(f"a model cannot battle itself: {model_x}")
+    a, b = sorted((model_x, model_y))
+    key = "\x1f".join((instruction_id, a, b, judge, prompt_version))
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def model_pairs(competitors: Sequence[str], pairing: str, target: Optional[str] = None) -> list[tuple[str, str]]:
+    """all_pairs: every unordered pair; target_vs_all: the target against each other competitor."""
+    if pairing == "all_pairs":
+        pairs = itertools.combinations(competitors, 2)
+    elif pairing == "target_vs_all":
+        if target not in competitors:
+            raise ValueError(f"target '{target}' is not a competitor")
+        pairs = ((target, other) for other in competitors if other != target)
+    else:
+        raise ValueError(f"unknown pairing '{pairing}'")
+    return [tuple(sorted(p)) for p in pairs]
+
+
+def plan_battles(instruction_ids: Sequence[str], pairs: Sequence[tuple[str, str]], judge: str,
+                 prompt_version: str) -> Iterator[PlannedBattle]:
+    """Instruction-major order, so that an instruction's battles become judgeable together."""
+    for iid in instruction_ids:
+        for a, b in pairs:
+            yield PlannedBattle(battle_id(iid, a, b, judge, prompt_version), iid, a, b)

@@ -1,0 +1,50 @@
+"""Turn a run directory's ledger into the contract's battles.jsonl, leaderboard.json/.md and stats.json."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from arena_ray.arena.ledger import Ledger
+from arena_ray.arena.pairing import PlannedBattle
+from arena_ray.arena.progress import Tally, tally
+from arena_ray.config import Config
+from arena_ray.rating import bradley_terry, leaderboard
+from arena_ray.records import Battle, Rating
+
+
+def write_battles(path: Path, battles: Sequence[Battle]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w") as fh:
+        for b in battles:
+            row = asdict(b)
+            row["question_id"] = b.question_id
+            fh.write(json.dumps(row) + "\n")
+    tmp.replace(path)
+
+
+def finalize(config: Config, run_dir: Path, plan: Sequence[PlannedBattle], run_stats: dict) -> tuple[Tally, list[Rating]]:
+    ledger = Ledger(run_dir)
+    ledger.consolidate()
+    judgments = ledger.judgments()
+    result = tally(plan, judgments, ledger.generations(), max_attempts=config.judge.max_attempts,
+                   disagreement=config.judge.disagreement, tie_margin=config.judge.tie_margin,
+                   use_weighted=config.judge.logprob_weighted)
+    write_battles(run_dir / "battles.jsonl", result.battles)
+    ratings: list[Rating] = []
+    if result.battles:
+        r = config.rating
+        ratings = bradley_terry.fit_battles(result.battles, bootstrap_rounds=r.bootstrap_rounds, seed=r.seed,
+                                            scale=r.scale, base=r.base)
+    weighted = sum(1 for j in judgments if j.parse_ok and j.weighted_score_a is not None)
+    parsed = sum(1 for j in judgments if j.parse_ok)
+    summary = {"planned_battles": len(plan), "battles": len(result.battles), "failed_battles": result.failed_battles,
+               "pending_battles": result.pending, "inconsistent_battles": result.inconsistent,
+               "discarded_battles": result.discarded,
+               "position_disagreement_rate": round(result.inconsistent / max(1, len(result.battles) + result.discarded), 4),
+               "judge_attempts": len(judgments), "parse_failures": len(judgments) - parsed,
+               "logprob_weighted_games": weighted, "judge": config.judge.model, "prompt_version": config.judge.prompt}
+    leaderboard.write(run_dir, ratings, result.failed_by_model, {"summary": summary})
+    (run_dir / "stats.json").write_text(json.dumps({"summary": summary, "this_run": run_stats}, indent=2) + "\n")
+    return result, ratings

@@ -1,0 +1,141 @@
+"""`arena-ray arena`: the whole arena, setup → run → cleanup, reading top to bottom."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+from arena_ray.arena.coordinator import start_coordinator
+from arena_ray.arena.pairing import PlannedBattle, model_pairs, plan_battles
+from arena_ray.arena.progress import Tally
+from arena_ray.arena.results import finalize
+from arena_ray.arena.scheduler import JudgeSettings, RetrySettings
+from arena_ray.cluster import ray_session
+from arena_ray.config import Config, ConfigError, dump
+from arena_ray.data.ingest import load_instructions
+from arena_ray.judging.prompts import PairwiseTemplate, load_template
+from arena_ray.rating.leaderboard import to_markdown
+from arena_ray.records import Instruction, Rating, SamplingSpec
+from arena_ray.serving import preflight
+from arena_ray.serving.deployments import build_app, deploy, start_serve, undeploy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArenaResult:
+    run_dir: Path
+    tally: Tally
+    ratings: list[Rating]
+    stats: dict
+
+
+def prepare_run_dir(config: Config) -> Path:
+    """Create the run dir, or check that an existing one was made by an equivalent arena (resume)."""
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = run_dir / "run.json"
+    fingerprint = config.arena_fingerprint()
+    if meta_path.exists():
+        previous = json.loads(meta_path.read_text()).get("arena_fingerprint")
+        if previous != fingerprint:
+            raise ConfigError(f"{run_dir} holds an arena run with other model/judge settings "
+                              f"(fingerprint {previous} != {fingerprint}); use a new run_dir")
+    else:
+        meta_path.write_text(json.dumps({"arena_fingerprint": fingerprint, "created": time.time()}) + "\n")
+    (run_dir / "config.yaml").write_text(dump(config))
+    return run_dir
+
+
+def make_plan(config: Config, instructions: list[Instruction], template: PairwiseTemplate) -> list[PlannedBattle]:
+    pairs = model_pairs(config.arena.competitors, config.arena.pairing, config.arena.target)
+    ids = [i.instruction_id for i in instructions]
+    return list(plan_battles(ids, pairs, config.judge.model, template.version))
+
+
+def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
+    j = config.judge
+    sampling = SamplingSpec(max_tokens=j.max_tokens, temperature=j.temperature,
+                            top_logprobs=j.top_logprobs if j.logprob_weighted else None,
+                            regex=template.output_regex if j.constrain_format else None)
+    return JudgeSettings(name=j.model, template=template, sampling=sampling, retry_temperature=j.retry_temperature,
+                         max_attempts=j.max_attempts, max_answer_chars=j.max_answer_chars,
+                         max_in_flight=config.arena.max_in_flight_judgments)
+
+
+def capacity(config: Config, name: str) -> int:
+    m = config.models[name]
+    return m.replicas * m.max_ongoing_requests
+
+
+def watch(coordinator, show: bool) -> dict:
+    """Poll the coordinator's counters into progress bars until its run() returns."""
+    done_ref = coordinator.run.remote()
+    bars = {key: tqdm(total=0, desc=label, unit="req", position=pos, file=sys.stderr, disable=not show)
+            for pos, (key, label) in enumerate((("generations", "answers"), ("games", "judge games")))}
+    while True:
+        ready, _ = ray.wait([done_ref], timeout=1.0)
+        p = ray.get(coordinator.progress.remote())
+        if show:
+            for key, bar in bars.items():
+                bar.total = p[f"{key}_total"]
+                bar.n = p[f"{key}_done"] + (p["games_failed"] if key == "games" else 0)
+                tok = p["meters"]["judge"]["tokens_per_s"] if key == "games" else \
+                    sum(m["tokens_per_s"] for k, m in p["meters"].items() if k != "judge")
+                bar.set_postfix_str(f"{tok:.1f} tok/s" + (f", parse failures {p['parse_failures']}"
+                                                          if key == "games" else ""), refresh=True)
+        if ready:
+            for bar in bars.values():
+                bar.close()
+            return ray.get(done_ref)
+
+
+def run_arena(config: Config, show_progress: bool = True, engine_factories: dict | None = None) -> ArenaResult:
+    # --- setup: everything that can be checked without a cluster, first
+    run_dir = prepare_run_dir(config)
+    instructions = load_instructions(config.instructions.path, config.instructions.format,
+                                     config.instructions.offset, config.instructions.limit)
+    preflight.check_models(config, instructions)
+    template = load_template(config.judge.prompt)
+    plan = make_plan(config, instructions, template)
+    served = config.served_models()
+    factories = engine_factories or {}
+    started = time.perf_counter()
+    with ray_session(config):
+        start_serve(config)
+        handles = deploy({n: build_app(n, config.models[n], factories.get(n)) for n in served},
+                         config.serve.deploy_timeout_s)
+        deploy_s = time.perf_counter() - started
+        # --- run
+        try:
+            a = config.arena
+            coordinator = start_coordinator(
+                run_dir=str(run_dir.resolve()), instructions=instructions, plan=plan,
+                competitors={n: (handles[n], capacity(config, n)) for n in config.arena.competitors},
+                judge=(handles[config.judge.model], capacity(config, config.judge.model)),
+                judge_settings=judge_settings(config, template),
+                retry=RetrySettings(a.request_timeout_s, a.max_retries, a.retry_backoff_s),
+                flush_every=a.flush_every, flush_interval_s=a.flush_interval_s)
+            stats = watch(coordinator, show_progress)
+        # --- cleanup
+        finally:
+            if not config.serve.keep_alive:
+                undeploy(served)
+    stats.update(deploy_s=round(deploy_s, 1), wall_s=round(time.perf_counter() - started, 1))
+    result, ratings = finalize(config, run_dir, plan, stats)
+    if show_progress:
+        print(to_markdown(ratings, result.failed_by_model, title=f"Leaderboard ({run_dir})"))
+        print(_throughput_line(stats))
+    return ArenaResult(run_dir, result, ratings, stats)
+
+
+def _throughput_line(stats: dict) -> str:
+    parts = [f"{name}: {m['tokens_per_s']:.1f} tok/s (mean in flight {m['mean_in_flight']:.1f}/{m['capacity']})"
+             for name, m in stats["meters"].items() if m["requests"]]
+    return "throughput — " + "; ".join(parts) if parts else "throughput — nothing new was requested (resumed)"

@@ -1,0 +1,39 @@
+"""Connect to a Ray cluster, or start the embedded local one; and always leave it as we found it."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Iterator
+
+import ray
+
+from arena_ray.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def target_address(config: Config) -> str | None:
+    """ray.address from config wins; else $RAY_ADDRESS (set by `ray job submit`); else None (start one)."""
+    return config.ray.address or os.environ.get("RAY_ADDRESS") or None
+
+
+@contextlib.contextmanager
+def ray_session(config: Config) -> Iterator[bool]:
+    """Yields True when this process started (and so owns) the cluster."""
+    if ray.is_initialized():
+        yield False
+        return
+    address = target_address(config)
+    if address:
+        ray.init(address=address, namespace=config.ray.namespace, logging_level=logging.WARNING)
+        owned = False
+    else:
+        ray.init(num_cpus=config.ray.num_cpus, namespace=config.ray.namespace,
+                 include_dashboard=config.ray.include_dashboard, dashboard_host=config.ray.dashboard_host,
+                 logging_level=logging.WARNING)
+        owned = True
+    try:
+        yield owned
+    finally:
+        ray.shutdown()

@@ -1,0 +1,115 @@
+"""Read instruction files (arena-hard, FastChat MT-bench/Vicuna, Alpaca, generic JSONL) into Instructions.
+
+Every record gets a stable id: the source's own id where it has one, else a hash of the text.
+A malformed record raises InputError naming the file, the line and the field.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator, Optional
+
+from arena_ray.records import Instruction
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the file and record."""
+
+
+def _text_id(text: str) -> str:
+    return "h" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number or array index, record) from JSONL or a JSON array."""
+    if not path.is_file():
+        raise InputError(f"instructions file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json" or text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: not valid JSON: {err}") from None
+        if not isinstance(items, list):
+            raise InputError(f"{path}: expected a JSON array of records")
+        yield from ((i, item) for i, item in enumerate(items))
+        return
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}:{lineno}: malformed JSON line: {err.msg} (column {err.colno})") from None
+        yield lineno, record
+
+
+def detect_format(record: dict) -> str:
+    if "uid" in record and "prompt" in record:
+        return "arena_hard"
+    if "turns" in record:
+        return "fastchat"
+    if "instruction" in record and ("input" in record or "output" in record):
+        return "alpaca"
+    return "jsonl"
+
+
+def _field(record: dict, name: str, where: str) -> object:
+    if name not in record:
+        raise InputError(f"{where}: missing field '{name}'")
+    return record[name]
+
+
+def _text(value: object, where: str, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where}: field '{name}' must be a non-empty string")
+    return value
+
+
+def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction:
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object")
+    if fmt == "arena_hard":
+        text = _text(_field(record, "prompt", where), where, "prompt")
+        return Instruction(str(_field(record, "uid", where)), text, source, str(record.get("cluster", "")))
+    if fmt == "fastchat":
+        turns = _field(record, "turns", where)
+        if not isinstance(turns, list) or not turns:
+            raise InputError(f"{where}: field 'turns' must be a non-empty list")
+        text = _text(turns[0], where, "turns[0]")
+        return Instruction(str(_field(record, "question_id", where)), text, source, str(record.get("category", "")))
+    if fmt == "alpaca":
+        text = _text(_field(record, "instruction", where), where, "instruction")
+        extra = record.get("input") or ""
+        full = f"{text}\n\n{extra}" if extra.strip() else text
+        return Instruction(_text_id(full), full, source)
+    for name in ("instruction", "prompt", "text", "question"):
+        if name in record:
+            text = _text(record[name], where, name)
+            rid = record.get("id", record.get("instruction_id"))
+            return Instruction(str(rid) if rid is not None else _text_id(text), text, source)
+    raise InputError(f"{where}: no instruction field (expected one of instruction, prompt, text, question)")
+
+
+def load_instructions(path: str | Path, fmt: str = "auto", offset: int = 0,
+                      limit: Optional[int] = None) -> list[Instruction]:
+    path = Path(path)
+    out: list[Instruction] = []
+    seen: dict[str, str] = {}
+    for index, (where_no, record) in enumerate(_records(path)):
+        if index < offset:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+        where = f"{path}:{where_no}"
+        record_fmt = detect_format(record) if fmt == "auto" and isinstance(record, dict) else fmt
+        inst = parse_record(record, record_fmt, where, path.name)
+        if inst.instruction_id in seen:
+            raise InputError(f"{where}: duplicate instruction id '{inst.instruction_id}' "
+                             f"(first at {seen[inst.instruction_id]})")
+        seen[inst.instruction_id] = where
+        out.append(inst)
+    if not out:
+        raise InputError(f"{path}: no instructions (offset={offset}, limit={limit})")
+    return out

@@ -1,0 +1,63 @@
+"""Versioned judge prompt templates (YAML files under templates/) and the messages built from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from arena_ray.records import ChatMessage
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+_PLACEHOLDERS = ("{question}", "{answer_1}", "{answer_2}")
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PairwiseTemplate:
+    version: str
+    system: str
+    user: str
+    output_regex: str
+
+    def messages(self, question: str, answer_1: str, answer_2: str) -> tuple[ChatMessage, ...]:
+        # str.replace, not str.format: answers are full of braces (code, JSON).
+        # Each placeholder is substituted once, left to right, so an answer that itself contains
+        # "{answer_2}" cannot pull the other answer into its slot.
+        user = self.user
+        head, rest = user.split("{question}", 1)
+        mid, tail = rest.split("{answer_1}", 1)
+        mid2, tail2 = tail.split("{answer_2}", 1)
+        user = head + question + mid + answer_1 + mid2 + answer_2 + tail2
+        msgs = [ChatMessage("user", user)]
+        if self.system:
+            msgs.insert(0, ChatMessage("system", self.system))
+        return tuple(msgs)
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.yaml"))
+
+
+def load_template(name_or_path: str) -> PairwiseTemplate:
+    """Load a template by version name (shipped) or by a path to a YAML file of the same shape."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = TEMPLATE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise TemplateError(f"judge prompt '{name_or_path}' not found (shipped: {', '.join(available())})")
+    data = yaml.safe_load(path.read_text())
+    missing = [k for k in ("version", "user", "output_regex") if not data.get(k)]
+    if missing:
+        raise TemplateError(f"{path}: missing field(s) {missing}")
+    for ph in _PLACEHOLDERS:
+        if data["user"].count(ph) != 1:
+            raise TemplateError(f"{path}: field 'user' must contain {ph} exactly once")
+    if data["user"].index("{question}") > data["user"].index("{answer_1}") or \
+            data["user"].index("{answer_1}") > data["user"].index("{answer_2}"):
+        raise TemplateError(f"{path}: placeholders must appear in the order question, answer_1, answer_2")
+    return PairwiseTemplate(version=str(data["version"]), system=data.get("system") or "",
+                            user=data["user"], output_regex=data["output_regex"])

@@ -1,0 +1,185 @@
+"""Typed records that cross every boundary (actors, deployments, files), and their Arrow schemas."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Instruction:
+    instruction_id: str
+    text: str
+    source: str
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_logprobs: Optional[int] = None
+    # A regular expression the output must match (structured outputs); engines that can't, ignore it.
+    regex: Optional[str] = None
+    seed: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    request_id: str
+    messages: tuple[ChatMessage, ...]
+    # None: the model's own sampling defaults from its config.
+    sampling: Optional[SamplingSpec] = None
+    # The instruction id a replay engine looks the answer up by.
+    instruction_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token and the engine's top alternatives at that position."""
+
+    token: str
+    top: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: Optional[int]
+    completion_tokens: Optional[int]
+    finish_reason: str
+    latency_s: float
+    logprobs: Optional[tuple[TokenLogprob, ...]] = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    instruction_id: str
+    model: str
+    text: str
+    prompt_tokens: Optional[int]
+    completion_tokens: Optional[int]
+    latency_s: float
+    finish_reason: str
+    error: str = ""  # non-empty: no answer could be had (e.g. a replay file lacks it)
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One game: the judge's verdict on a battle with the answers in one order.
+
+    Scores always refer to model_a / model_b, whichever was shown first (position 0: model_a first).
+    """
+
+    battle_id: str
+    instruction_id: str
+    model_a: str
+    model_b: str
+    position: int
+    attempt: int
+    score_a: Optional[float]
+    score_b: Optional[float]
+    weighted_score_a: Optional[float]
+    weighted_score_b: Optional[float]
+    explanation: str
+    raw: str
+    judge: str
+    prompt_version: str
+    parse_ok: bool
+    error: str = ""
+    latency_s: float = 0.0
+    completion_tokens: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Battle:
+    """Two games combined; FastChat arena format plus scores."""
+
+    battle_id: str
+    question_id: str
+    model_a: str
+    model_b: str
+    winner: str  # model_a | model_b | tie
+    score_a: float
+    score_b: float
+    consistent: bool
+    judge: str
+    prompt_version: str
+
+
+@dataclass(frozen=True)
+class Rating:
+    model: str
+    rating: float
+    ci_low: float
+    ci_high: float
+    battles: int
+
+
+@dataclass
+class Throughput:
+    requests: int = 0
+    completion_tokens: int = 0
+    busy_s: float = 0.0  # wall time between the first request sent and the last answer received
+    retries: int = 0
+    failures: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.busy_s if self.busy_s > 0 else 0.0
+
+
+GENERATION_SCHEMA = pa.schema([
+    ("instruction_id", pa.string()),
+    ("model", pa.string()),
+    ("text", pa.string()),
+    ("prompt_tokens", pa.int64()),
+    ("completion_tokens", pa.int64()),
+    ("latency_s", pa.float64()),
+    ("finish_reason", pa.string()),
+    ("error", pa.string()),
+])
+
+JUDGMENT_SCHEMA = pa.schema([
+    ("battle_id", pa.string()),
+    ("instruction_id", pa.string()),
+    ("model_a", pa.string()),
+    ("model_b", pa.string()),
+    ("position", pa.int8()),
+    ("attempt", pa.int16()),
+    ("score_a", pa.float64()),
+    ("score_b", pa.float64()),
+    ("weighted_score_a", pa.float64()),
+    ("weighted_score_b", pa.float64()),
+    ("explanation", pa.string()),
+    ("raw", pa.string()),
+    ("judge", pa.string()),
+    ("prompt_version", pa.string()),
+    ("parse_ok", pa.bool_()),
+    ("error", pa.string()),
+    ("latency_s", pa.float64()),
+    ("completion_tokens", pa.int64()),
+])
+
+SCHEMAS = {Generation: GENERATION_SCHEMA, Judgment: JUDGMENT_SCHEMA}
+
+
+def to_table(records: list, record_type: type) -> pa.Table:
+    schema = SCHEMAS[record_type]
+    columns = {name: [getattr(r, name) for r in records] for name in schema.names}
+    return pa.table(columns, schema=schema)
+
+
+def from_table(table: pa.Table, record_type: type) -> list:
+    names = [f.name for f in dataclasses.fields(record_type)]
+    return [record_type(**{n: row[n] for n in names}) for row in table.to_pylist()]

