@@ -51,9 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    from arena_ray.arena.ledger import LedgerError
+    from arena_ray.serving.deployments import DeployError
+
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, LedgerError, DeployError) as err:
         # Bad input: one clear line, not a traceback. Everything already written stays on disk.
         print(f"arena-ray: error: {err}", file=sys.stderr)
         return 2

@@ -29,6 +29,9 @@ def ray_session(config: Config) -> Iterator[bool]:
         ray.init(address=address, namespace=config.ray.namespace, logging_level=logging.WARNING)
         owned = False
     else:
+        # vLLM engines live in child processes of their replicas; when a replica dies hard they would be
+        # orphaned and keep spinning on the CPU. The raylet as subreaper kills them.
+        os.environ.setdefault("RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper", "true")
         ray.init(num_cpus=config.ray.num_cpus, namespace=config.ray.namespace,
                  include_dashboard=config.ray.include_dashboard, dashboard_host=config.ray.dashboard_host,
                  logging_level=logging.WARNING)

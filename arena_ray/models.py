@@ -70,9 +70,11 @@ def prepare(name: str, models_dir: str | Path, force: bool = False) -> Path:
     return out
 
 
-def build_tiny(out_dir: str | Path, tokenizer_dir: str | Path, *, layers: int = 2, hidden: int = 64,
+def build_tiny(out_dir: str | Path, tokenizer_dir: str | Path, *, layers: int = 2, hidden: int = 256,
                seed: int = 0) -> Path:
-    """A tiny random-initialised Llama with a real tokenizer, saved as an HF folder (for tests)."""
+    """A tiny random-initialised Llama with a real tokenizer, saved as an HF folder (for tests).
+
+    4 heads of 64 dims: vLLM's CPU attention supports only some head sizes (16 is refused)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 

@@ -33,6 +33,30 @@ def game_states(judgments: Iterable[Judgment]) -> dict[tuple[str, int], GameStat
     return {k: GameState(ok.get(k), n) for k, n in attempts.items()}
 
 
+def remaining_work(plan: Sequence[PlannedBattle], generations: Iterable[Generation], judgments: Iterable[Judgment],
+                   max_attempts: int) -> tuple[list[tuple[PlannedBattle, int, int]], dict[str, list[str]]]:
+    """Games still to judge as (battle, position, next attempt), and per model the instruction ids it
+    still has to answer (instruction-major order)."""
+    generations = list(generations)
+    have = {(g.instruction_id, g.model) for g in generations}
+    unanswerable = {(g.instruction_id, g.model) for g in generations if g.error}
+    states = game_states(judgments)
+    games = []
+    for pb in plan:
+        if (pb.instruction_id, pb.model_a) in unanswerable or (pb.instruction_id, pb.model_b) in unanswerable:
+            continue  # settled as failed: a recorded answer is missing for good
+        for pos in (0, 1):
+            st = states.get((pb.battle_id, pos))
+            if st is None or not st.settled(max_attempts):
+                games.append((pb, pos, st.attempts if st else 0))
+    needed: dict[str, dict[str, None]] = {}
+    for pb, _, _ in games:
+        for m in (pb.model_a, pb.model_b):
+            if (pb.instruction_id, m) not in have:
+                needed.setdefault(m, {})[pb.instruction_id] = None  # an ordered set
+    return games, {m: list(ids) for m, ids in needed.items()}
+
+
 @dataclass
 class Tally:
     battles: list[Battle] = field(default_factory=list)

@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from arena_ray.arena.coordinator import start_coordinator
 from arena_ray.arena.pairing import PlannedBattle, model_pairs, plan_battles
-from arena_ray.arena.progress import Tally
+from arena_ray.arena.ledger import Ledger
+from arena_ray.arena.progress import Tally, remaining_work
 from arena_ray.arena.results import finalize
 from arena_ray.arena.scheduler import JudgeSettings, RetrySettings
 from arena_ray.cluster import ray_session
@@ -104,8 +105,25 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     preflight.check_models(config, instructions)
     template = load_template(config.judge.prompt)
     plan = make_plan(config, instructions, template)
+    ledger = Ledger(run_dir)
+    games, _ = remaining_work(plan, ledger.generations(), ledger.judgments(), config.judge.max_attempts)
+    started = time.perf_counter()
+    if games:
+        stats = serve_and_battle(config, run_dir, instructions, plan, template, engine_factories or {})
+    else:  # a finished run: nothing to serve, just (re)write the results
+        stats = {"generations_total": 0, "games_total": 0, "meters": {}}
+    stats["wall_s"] = round(time.perf_counter() - started, 1)
+    result, ratings = finalize(config, run_dir, plan, stats)
+    if show_progress:
+        print(to_markdown(ratings, result.failed_by_model, title=f"Leaderboard ({run_dir})"))
+        print(_throughput_line(stats))
+    return ArenaResult(run_dir, result, ratings, stats)
+
+
+def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instruction], plan: list[PlannedBattle],
+                     template: PairwiseTemplate, factories: dict) -> dict:
+    """Deploy every model, run the coordinator to completion, take the deployments down again."""
     served = config.served_models()
-    factories = engine_factories or {}
     started = time.perf_counter()
     with ray_session(config):
         start_serve(config)
@@ -127,15 +145,11 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
         finally:
             if not config.serve.keep_alive:
                 undeploy(served)
-    stats.update(deploy_s=round(deploy_s, 1), wall_s=round(time.perf_counter() - started, 1))
-    result, ratings = finalize(config, run_dir, plan, stats)
-    if show_progress:
-        print(to_markdown(ratings, result.failed_by_model, title=f"Leaderboard ({run_dir})"))
-        print(_throughput_line(stats))
-    return ArenaResult(run_dir, result, ratings, stats)
+    stats["deploy_s"] = round(deploy_s, 1)
+    return stats
 
 
 def _throughput_line(stats: dict) -> str:
     parts = [f"{name}: {m['tokens_per_s']:.1f} tok/s (mean in flight {m['mean_in_flight']:.1f}/{m['capacity']})"
              for name, m in stats["meters"].items() if m["requests"]]
-    return "throughput — " + "; ".join(parts) if parts else "throughput — nothing new was requested (resumed)"
+    return "throughput — " + "; ".join(parts) if parts else "throughput — nothing was left to do (a finished run, resumed)"

@@ -17,7 +17,7 @@ from typing import Optional, Protocol, Sequence
 
 from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.pairing import PlannedBattle
-from arena_ray.arena.progress import game_states
+from arena_ray.arena.progress import remaining_work
 from arena_ray.judging.parse import parse_pairwise, weighted_score
 from arena_ray.judging.prompts import PairwiseTemplate
 from arena_ray.records import ChatMessage, Completion, Generation, GenerationRequest, Instruction, Judgment, \
@@ -124,19 +124,9 @@ class BattleScheduler:
 
     # ---- plan what is left -------------------------------------------------------------------------------
     def _load(self):
-        self.answers = {(g.instruction_id, g.model): g for g in self.ledger.generations()}
-        states = game_states(self.ledger.judgments())
-        games, needed = [], {}
-        for pb in self.plan:
-            for pos in (0, 1):
-                st = states.get((pb.battle_id, pos))
-                if st is None or not st.settled(self.js.max_attempts):
-                    games.append((pb, pos, st.attempts if st else 0))
-        for pb, _, _ in games:
-            for m in (pb.model_a, pb.model_b):
-                if (pb.instruction_id, m) not in self.answers:
-                    needed.setdefault(m, {})[pb.instruction_id] = None  # ordered set, instruction-major
-        return games, needed
+        generations = self.ledger.generations()
+        self.answers = {(g.instruction_id, g.model): g for g in generations}
+        return remaining_work(self.plan, generations, self.ledger.judgments(), self.js.max_attempts)
 
     # ---- run ---------------------------------------------------------------------------------------------
     async def run(self) -> dict:

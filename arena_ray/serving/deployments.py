@@ -31,6 +31,12 @@ class ModelServer:
     async def generate(self, request: GenerationRequest) -> Completion:
         return await self.engine.generate(request)
 
+    async def check_health(self) -> None:
+        """Serve calls this periodically; a dead engine fails it and Serve replaces the replica."""
+        check = getattr(self.engine, "check_health", None)
+        if check is not None:
+            await check()
+
     async def __call__(self, http_request) -> dict:
         body = await http_request.json()
         messages = tuple(ChatMessage(m["role"], m["content"]) for m in body["messages"])
@@ -57,7 +63,7 @@ def app_name(model: str) -> str:
 def deployment_options(name: str, cfg: ModelConfig) -> dict:
     """Replicas and resources from config. Tensor-parallel vLLM gets one GPU bundle per rank in the
     replica's placement group (STRICT_PACK: one node), where vLLM's Ray executor places its workers."""
-    env = dict(cfg.env)
+    env = {"VLLM_LOGGING_LEVEL": "WARNING", **cfg.env}  # vLLM's INFO lines drown the progress bars
     actor_options = {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus, "runtime_env": {"env_vars": env}}
     options = dict(name=name, num_replicas=cfg.replicas, max_ongoing_requests=cfg.max_ongoing_requests,
                    ray_actor_options=actor_options, health_check_period_s=10, graceful_shutdown_timeout_s=5)

@@ -141,6 +141,9 @@ class VLLMEngine:
                           latency_s=time.perf_counter() - start,
                           logprobs=_vllm_logprobs(choice) if s.top_logprobs else None)
 
+    async def check_health(self) -> None:
+        await self.engine.check_health()  # raises once the engine core has died
+
     def shutdown(self) -> None:
         self.engine.shutdown()
 

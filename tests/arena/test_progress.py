@@ -44,3 +44,14 @@ def test_discard_rule_counts_inconsistent():
     t = tally(PLAN[:1], [judg(q1, 0, 0, 8, 3), judg(q1, 1, 0, 3, 8)], [],
               **{**KW, "disagreement": "discard"})
     assert t.discarded == 1 and t.inconsistent == 1 and not t.battles
+
+
+def test_remaining_work_skips_settled_and_unanswerable():
+    from arena_ray.arena.progress import remaining_work
+    q1, q2 = PLAN
+    games, needed = remaining_work(PLAN, [], [], max_attempts=2)
+    assert len(games) == 4 and needed == {"a": ["q1", "q2"], "b": ["q1", "q2"]}
+    gens = [Generation("q1", "a", "x", 1, 1, 0.0, "stop"), Generation("q1", "b", "y", 1, 1, 0.0, "stop"),
+            Generation("q2", "b", "", None, None, 0.0, "error", error="missing")]
+    games, needed = remaining_work(PLAN, gens, [judg(q1, 0, 0, 8, 3), judg(q1, 1, 0), judg(q1, 1, 1)], max_attempts=3)
+    assert games == [(q1, 1, 2)] and needed == {}

@@ -1,0 +1,30 @@
+"""Configs for integration tests: a tiny random vLLM model (competitor and judge) plus replay models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import CPU_ENV, SHARED_DATA
+
+ARENA_HARD = SHARED_DATA / "instructions" / "arena_hard_v0.1.jsonl"
+ANSWERS = SHARED_DATA / "answers" / "arena_hard_v0.1"
+
+
+def tiny_config_dict(run_dir: Path, tiny_model_dir: Path, limit: int = 2, extra_models: dict | None = None) -> dict:
+    models = {
+        "tiny": {"engine": "vllm", "path": str(tiny_model_dir), "max_tokens": 16, "max_ongoing_requests": 8,
+                 "env": CPU_ENV, "vllm": {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048,
+                                          "gpu_memory_utilization": 0.25, "max_num_seqs": 8}},
+        "gpt-4-0314": {"engine": "replay", "path": str(ANSWERS / "gpt-4-0314.jsonl"), "num_cpus": 0.1},
+        "gpt-3.5-turbo-0125": {"engine": "replay", "path": str(ANSWERS / "gpt-3.5-turbo-0125.jsonl"),
+                               "num_cpus": 0.1},
+        **(extra_models or {}),
+    }
+    return {
+        "run_dir": str(run_dir),
+        "ray": {"include_dashboard": False},
+        "instructions": {"path": str(ARENA_HARD), "limit": limit},
+        "models": models,
+        "arena": {"competitors": list(models), "flush_interval_s": 0.5},
+        "judge": {"model": "tiny", "max_tokens": 12, "max_answer_chars": 400},
+        "rating": {"bootstrap_rounds": 20},
+    }

@@ -1,0 +1,87 @@
+"""Bad input through the CLI: exit status 2, one clear line naming what is wrong, nothing lost."""
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import yaml
+
+from arena_ray.cli import main
+from tests.helpers import tiny_config_dict
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    def write(data: dict) -> str:
+        path = tmp_path / "arena.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return str(path)
+    return write
+
+
+def base(tmp_path) -> dict:
+    # a model folder that exists is enough here: these runs stop before any engine starts
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    return tiny_config_dict(tmp_path / "run", folder)
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+def test_unknown_model_name(tmp_path, config_file, capsys):
+    code, err = run_cli(["arena", "--config", config_file(base(tmp_path)), "arena.competitors=[tiny, gpt-5]"], capsys)
+    assert code == 2 and "unknown model 'gpt-5'" in err
+
+
+def test_malformed_instructions_line(tmp_path, config_file, capsys):
+    bad = tmp_path / "ins.jsonl"
+    bad.write_text('{"uid": "1", "prompt": "ok"}\n{"uid": "2", "prompt": "oops"\n')
+    code, err = run_cli(["arena", "--config", config_file(base(tmp_path)), f"instructions.path={bad}"], capsys)
+    assert code == 2 and "ins.jsonl:2: malformed JSON line" in err
+
+
+def test_missing_answers_file(tmp_path, config_file, capsys):
+    data = base(tmp_path)
+    data["models"]["gpt-4-0314"]["path"] = str(tmp_path / "nowhere.jsonl")
+    code, err = run_cli(["arena", "--config", config_file(data)], capsys)
+    assert code == 2 and "answers file not found" in err and "nowhere.jsonl" in err
+
+
+def test_unreachable_openai_endpoint(tmp_path, config_file, capsys):
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base(tmp_path)
+    data["models"]["api"] = {"engine": "openai", "openai": {"base_url": f"http://127.0.0.1:{port}/v1",
+                                                            "model": "m", "connect_timeout_s": 2}}
+    data["arena"]["competitors"].append("api")
+    code, err = run_cli(["arena", "--config", config_file(data)], capsys)
+    assert code == 2 and f"endpoint http://127.0.0.1:{port}/v1 is unreachable" in err
+
+
+def test_unprepared_model_folder(tmp_path, config_file, capsys):
+    data = base(tmp_path)
+    data["models"]["tiny"]["path"] = str(tmp_path / "not-a-model")
+    code, err = run_cli(["arena", "--config", config_file(data)], capsys)
+    assert code == 2 and "not a Hugging Face model folder" in err and "models prepare" in err
+
+
+def test_run_dir_of_another_arena_is_refused_and_kept(tmp_path, config_file, capsys):
+    data = base(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"arena_fingerprint": "0123456789abcdef"}))
+    (run / "battles.jsonl").write_text('{"battle_id": "x"}\n')
+    code, err = run_cli(["arena", "--config", config_file(data)], capsys)
+    assert code == 2 and "use a new run_dir" in err
+    assert (run / "battles.jsonl").read_text() == '{"battle_id": "x"}\n'
+
+
+def test_bad_override_value(tmp_path, config_file, capsys):
+    code, err = run_cli(["arena", "--config", config_file(base(tmp_path)), "judge.max_attempts=0"], capsys)
+    assert code == 2 and "judge.max_attempts" in err
