@@ -44,6 +44,7 @@ async def bare(cfg, instructions) -> tuple[int, float]:
 
 def arena(data: dict) -> tuple[int, float]:
     import ray
+
     from arena_ray.arena.run import run_arena
     from arena_ray.config import from_dict
     from arena_ray.testing.fakes import LengthJudge

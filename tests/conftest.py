@@ -2,7 +2,6 @@
 real local Ray cluster for integration tests."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

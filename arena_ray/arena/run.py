@@ -12,8 +12,8 @@ import ray
 from tqdm import tqdm
 
 from arena_ray.arena.coordinator import start_coordinator
-from arena_ray.arena.pairing import PlannedBattle, model_pairs, plan_battles
 from arena_ray.arena.ledger import Ledger
+from arena_ray.arena.pairing import PlannedBattle, model_pairs, plan_battles
 from arena_ray.arena.progress import Tally, remaining_work
 from arena_ray.arena.results import finalize
 from arena_ray.arena.scheduler import JudgeSettings, RetrySettings
@@ -109,7 +109,8 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     games, _ = remaining_work(plan, ledger.generations(), ledger.judgments(), config.judge.max_attempts)
     started = time.perf_counter()
     if games:
-        stats = serve_and_battle(config, run_dir, instructions, plan, template, engine_factories or {})
+        stats = serve_and_battle(config, run_dir, instructions, plan, template, engine_factories or {},
+                                 show_progress)
     else:  # a finished run: nothing to serve, just (re)write the results
         stats = {"generations_total": 0, "games_total": 0, "meters": {}}
     stats["wall_s"] = round(time.perf_counter() - started, 1)
@@ -121,7 +122,7 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
 
 
 def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instruction], plan: list[PlannedBattle],
-                     template: PairwiseTemplate, factories: dict) -> dict:
+                     template: PairwiseTemplate, factories: dict, show_progress: bool) -> dict:
     """Deploy every model, run the coordinator to completion, take the deployments down again."""
     served = config.served_models()
     started = time.perf_counter()

@@ -20,8 +20,15 @@ from arena_ray.arena.pairing import PlannedBattle
 from arena_ray.arena.progress import remaining_work
 from arena_ray.judging.parse import parse_pairwise, weighted_score
 from arena_ray.judging.prompts import PairwiseTemplate
-from arena_ray.records import ChatMessage, Completion, Generation, GenerationRequest, Instruction, Judgment, \
-    SamplingSpec
+from arena_ray.records import (
+    ChatMessage,
+    Completion,
+    Generation,
+    GenerationRequest,
+    Instruction,
+    Judgment,
+    SamplingSpec,
+)
 
 
 class ModelClient(Protocol):
