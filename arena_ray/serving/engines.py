@@ -6,6 +6,7 @@ replay — recorded answers files, looked up by instruction id
 """
 from __future__ import annotations
 
+import gc
 import os
 import time
 import uuid
@@ -145,7 +146,12 @@ class VLLMEngine:
         await self.engine.check_health()  # raises once the engine core has died
 
     def shutdown(self) -> None:
-        self.engine.shutdown()
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.shutdown()
+            # Collect it now: AsyncLLM.__del__ at interpreter exit finds its module globals gone.
+            del engine
+            gc.collect()
 
 
 def _vllm_logprobs(choice) -> Optional[tuple[TokenLogprob, ...]]:
