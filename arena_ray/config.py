@@ -71,6 +71,8 @@ class ModelConfig(_Strict):
     engine: Literal["vllm", "openai", "replay"]
     path: str = ""  # HF folder (vllm) or answers file (replay)
     prompt_format: Literal["chat", "completion"] = "chat"
+    # A Jinja chat template (inline text, or a path to a .jinja file) replacing the tokenizer's own.
+    chat_template: Optional[str] = None
     # For prompt_format=completion (base models): {instruction} is replaced by the user turn.
     completion_template: str = "Question: {instruction}\n\nAnswer:"
     stop: tuple[str, ...] = ()

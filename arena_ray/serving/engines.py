@@ -42,6 +42,14 @@ def completion_prompt(messages: tuple[ChatMessage, ...], cfg: ModelConfig) -> st
     return cfg.completion_template.replace("{instruction}", body)
 
 
+def load_chat_template(value: Optional[str]) -> Optional[str]:
+    """Inline Jinja text, or a path to a file holding it; None keeps the tokenizer's template."""
+    if value and "{" not in value and os.path.isfile(value):
+        with open(value, encoding="utf-8") as fh:
+            return fh.read()
+    return value
+
+
 class ReplayEngine:
     def __init__(self, cfg: ModelConfig):
         self.answers = load_answers(cfg.path)
@@ -119,7 +127,8 @@ class VLLMEngine:
         if self.cfg.prompt_format == "completion":
             return completion_prompt(messages, self.cfg)
         return self.tokenizer.apply_chat_template(with_system_prompt(messages, self.cfg), tokenize=False,
-                                                  add_generation_prompt=True)
+                                                  add_generation_prompt=True,
+                                                  chat_template=load_chat_template(self.cfg.chat_template))
 
     def sampling_params(self, s: SamplingSpec):
         from vllm import SamplingParams

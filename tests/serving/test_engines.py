@@ -95,3 +95,22 @@ def test_openai_completion_format(openai_server):
     assert out.text == " four"
     path, _, body = _Handler.seen[0]
     assert path == "/v1/completions" and body["prompt"] == "Q: What is 2+2?\nA:"
+
+
+def test_chat_template_from_config(tmp_path, smollm2_dir):
+    from transformers import AutoTokenizer
+
+    from arena_ray.serving.engines import load_chat_template
+
+    template = "{% for m in messages %}<<{{ m['role'] }}>>{{ m['content'] }}{% endfor %}<<assistant>>"
+    path = tmp_path / "t.jinja"
+    path.write_text(template)
+    assert load_chat_template(str(path)) == template == load_chat_template(template)
+    from arena_ray.serving.engines import VLLMEngine
+
+    engine = VLLMEngine.__new__(VLLMEngine)  # rendering only: no engine started
+    engine.tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    engine.cfg = ModelConfig(engine="vllm", path=str(smollm2_dir), chat_template=str(path))
+    assert engine.render(Q) == "<<user>>What is 2+2?<<assistant>>"
+    engine.cfg = ModelConfig(engine="vllm", path=str(smollm2_dir))  # the tokenizer's own (ChatML)
+    assert engine.render(Q).endswith("<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
