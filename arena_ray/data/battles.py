@@ -1,0 +1,148 @@
+"""Read judged battles for rating: FastChat arena JSONL, an arena_ray run directory, or the Vicuna-bench
+GPT-4/GPT-3.5 review files (1-10 score per answer). Bad records raise InputError naming file and line."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+from arena_ray.data.ingest import InputError
+
+WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
+
+
+@dataclass(frozen=True)
+class BattleRow:
+    model_a: str
+    model_b: str
+    winner: str
+    question_id: str = ""
+    text_a: Optional[str] = None
+    text_b: Optional[str] = None
+    tokens_a: Optional[int] = None
+    tokens_b: Optional[int] = None
+
+    def triple(self) -> tuple[str, str, str]:
+        return self.model_a, self.model_b, self.winner
+
+
+@dataclass
+class BattleFile:
+    battles: list[BattleRow]
+    self_battles_dropped: int = 0
+    source: str = ""
+
+
+def _last_assistant(conversation) -> tuple[Optional[str], Optional[int]]:
+    if not isinstance(conversation, list):
+        return None, None
+    for turn in reversed(conversation):
+        if isinstance(turn, dict) and turn.get("role") == "assistant":
+            return turn.get("content"), turn.get("num_tokens")
+    return None, None
+
+
+def _row(record: object, where: str) -> BattleRow:
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object")
+    for name in ("model_a", "model_b", "winner"):
+        if not isinstance(record.get(name), str) or not record[name]:
+            raise InputError(f"{where}: field '{name}' missing or not a string")
+    if record["winner"] not in WINNERS:
+        raise InputError(f"{where}: unknown winner label '{record['winner']}' (expected one of {list(WINNERS)})")
+    text_a, tok_a = _last_assistant(record.get("conversation_a"))
+    text_b, tok_b = _last_assistant(record.get("conversation_b"))
+    return BattleRow(record["model_a"], record["model_b"], record["winner"], str(record.get("question_id", "")),
+                     text_a, text_b, tok_a, tok_b)
+
+
+def read_jsonl(path: Path) -> BattleFile:
+    rows, dropped = [], 0
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{where}: malformed JSON line: {err.msg}") from None
+        row = _row(record, where)
+        if row.model_a == row.model_b:
+            dropped += 1  # documented treatment: a self-battle says nothing about ratings
+            continue
+        rows.append(row)
+    return BattleFile(rows, dropped, str(path))
+
+
+def read_run_dir(run_dir: Path) -> BattleFile:
+    """battles.jsonl plus each answer's text and token count from generations.parquet (for style control)."""
+    import pyarrow.parquet as pq
+
+    result = read_jsonl(run_dir / "battles.jsonl")
+    gens_path = run_dir / "generations.parquet"
+    if gens_path.exists():
+        answers = {(g["instruction_id"], g["model"]): g for g in pq.read_table(gens_path).to_pylist()}
+
+        def with_answers(b: BattleRow) -> BattleRow:
+            ga, gb = answers.get((b.question_id, b.model_a)), answers.get((b.question_id, b.model_b))
+            return replace(b, text_a=ga and ga["text"], tokens_a=ga and ga["completion_tokens"],
+                           text_b=gb and gb["text"], tokens_b=gb and gb["completion_tokens"])
+
+        result.battles = [with_answers(b) for b in result.battles]
+    return result
+
+
+def read_battles(path: str | Path) -> BattleFile:
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "battles.jsonl").exists():
+            raise InputError(f"{path}: a run directory needs battles.jsonl")
+        result = read_run_dir(path)
+    elif path.is_file():
+        result = read_jsonl(path)
+    else:
+        raise InputError(f"battles file not found: {path}")
+    if not result.battles:
+        raise InputError(f"{path}: no battles to rate" +
+                         (f" ({result.self_battles_dropped} self-battles dropped)" if result.self_battles_dropped else ""))
+    return result
+
+
+def _answer_models(answers_dir: Path) -> dict[str, tuple[str, str]]:
+    """answer_id → (model name, text), model names from model_id (e.g. 'vicuna-13b:20230322-clean-lang')."""
+    out = {}
+    for path in sorted(answers_dir.glob("answer_*.jsonl")):
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                rec = json.loads(line)
+                out[rec["answer_id"]] = (rec["model_id"].replace(":", "-"), rec.get("text", ""))
+    return out
+
+
+def import_vicuna_reviews(reviews_dir: str | Path, answers_dir: str | Path) -> BattleFile:
+    """Vicuna-bench pairwise reviews (`score: [s1, s2]`) → battles; answers resolve the model names."""
+    reviews_dir, answers_dir = Path(reviews_dir), Path(answers_dir)
+    answers = _answer_models(answers_dir)
+    rows, dropped = [], 0
+    for path in sorted(reviews_dir.rglob("*.jsonl")):
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            rec = json.loads(line)
+            try:
+                (model_a, text_a), (model_b, text_b) = answers[rec["answer1_id"]], answers[rec["answer2_id"]]
+                s1, s2 = (float(s) for s in rec["score"])
+            except KeyError as err:
+                raise InputError(f"{where}: answer id {err} not found in {answers_dir}") from None
+            except (TypeError, ValueError):
+                raise InputError(f"{where}: field 'score' must be two numbers") from None
+            if model_a == model_b:
+                dropped += 1
+                continue
+            winner = "model_a" if s1 > s2 else "model_b" if s2 > s1 else "tie"
+            rows.append(BattleRow(model_a, model_b, winner, str(rec.get("question_id", "")), text_a, text_b))
+    if not rows:
+        raise InputError(f"{reviews_dir}: no reviews found")
+    return BattleFile(rows, dropped, str(reviews_dir))

@@ -1,0 +1,68 @@
+"""Leaderboard files to compare against: ours (leaderboard.json), Chatbot Arena CSV (`model, arena_score,
+95_pct_ci` like "+5/-5"), arena-hard CSV (`model, score, rating_q025, rating_q975`)."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from arena_ray.data.ingest import InputError
+from arena_ray.rating.consistency import Entry
+
+_PLUS_MINUS = re.compile(r"^\s*\+\s*([\d.]+)\s*/\s*-\s*([\d.]+)\s*$")
+
+
+def _float(value: str, where: str, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: field '{name}' is not a number: {value!r}") from None
+
+
+def _csv(path: Path) -> dict[str, Entry]:
+    out = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for lineno, row in enumerate(csv.DictReader(fh), 2):
+            where = f"{path}:{lineno}"
+            if "arena_score" in row:
+                score = _float(row["arena_score"], where, "arena_score")
+                ci = _PLUS_MINUS.match(row.get("95_pct_ci") or "")
+                entry = Entry(score, score - float(ci.group(2)), score + float(ci.group(1))) if ci else Entry(score)
+            elif "score" in row:
+                entry = Entry(_float(row["score"], where, "score"),
+                              _float(row["rating_q025"], where, "rating_q025") if row.get("rating_q025") else None,
+                              _float(row["rating_q975"], where, "rating_q975") if row.get("rating_q975") else None)
+            else:
+                raise InputError(f"{path}: unknown CSV columns {list(row)} (need arena_score or score)")
+            if row["model"] in out and out[row["model"]] != entry:
+                raise InputError(f"{where}: model '{row['model']}' appears twice with different ratings")
+            out[row["model"]] = entry  # an identical repeated row (the 2025-08-06 file has one) counts once
+    return out
+
+
+def load_board(path: str | Path) -> dict[str, Entry]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "leaderboard.json"
+    if not path.is_file():
+        raise InputError(f"leaderboard file not found: {path}")
+    if path.suffix == ".csv":
+        board = _csv(path)
+    else:
+        try:
+            models = json.loads(path.read_text())["models"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f"{path}: not a leaderboard.json (needs a 'models' mapping)") from None
+        board = {name: Entry(v["rating"], v.get("ci_low"), v.get("ci_high")) for name, v in models.items()}
+    if not board:
+        raise InputError(f"{path}: no models")
+    return board
+
+
+def rename(board: dict[str, Entry], names_file: str | Path | None) -> dict[str, Entry]:
+    """Map our names to the reference's with a JSON {our_name: reference_name}; nothing is guessed."""
+    if not names_file:
+        return board
+    mapping = json.loads(Path(names_file).read_text())
+    return {mapping.get(name, name): entry for name, entry in board.items()}

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from arena_ray.rating.bradley_terry import fit, parse_anchor
+from arena_ray.rating.elo import online_elo
+from arena_ray.rating.graph import components
+from arena_ray.rating.matrix import observed_win_rates, predicted_win_rates
+from arena_ray.rating.style import StyledBattle, fit_style_controlled, style_features
+from tests.rating.test_bradley_terry import synthetic
+
+
+def test_anchor_pins_one_model():
+    battles = synthetic({"a": 1200, "b": 1000, "c": 900}, 200)
+    free = {r.model: r for r in fit(battles, bootstrap_rounds=30)}
+    pinned = {r.model: r for r in fit(battles, bootstrap_rounds=30, anchor=parse_anchor("b:1114.5"))}
+    assert pinned["b"].rating == pytest.approx(1114.5)
+    shift = 1114.5 - free["b"].rating
+    assert pinned["a"].rating == pytest.approx(free["a"].rating + shift)
+    with pytest.raises(ValueError, match="not MODEL:RATING"):
+        parse_anchor("gpt-4")
+    with pytest.raises(ValueError, match="anchor model 'zz'"):
+        fit(battles, anchor=("zz", 1000.0))
+
+
+def test_rare_model_ci_is_not_pinned_to_the_base():
+    battles = synthetic({"a": 1200, "b": 1000, "c": 900}, 200) + [("a", "rare", "model_a")]
+    rare = {r.model: r for r in fit(battles, bootstrap_rounds=100, seed=2)}["rare"]
+    assert rare.ci_low <= rare.rating <= rare.ci_high
+    assert rare.ci_high != pytest.approx(1000.0)
+
+
+def test_online_elo_orders_models():
+    elo = online_elo(synthetic({"strong": 1300, "weak": 900}, 400, seed=1), k=4)
+    assert elo["strong"] > 1000 > elo["weak"]
+    with pytest.raises(ValueError, match="unknown winner"):
+        online_elo([("a", "b", "draw")])
+
+
+def test_win_rate_matrices():
+    battles = [("a", "b", "model_a"), ("a", "b", "tie"), ("b", "c", "model_b")]
+    obs = observed_win_rates(battles, ["a", "b", "c"])
+    assert obs[0, 1] == pytest.approx(0.75) and obs[1, 0] == pytest.approx(0.25)
+    assert obs[1, 2] == 0.0 and np.isnan(obs[0, 2])
+    pred = predicted_win_rates({"a": 1100, "b": 1000}, ["a", "b"])
+    assert pred[0, 1] == pytest.approx(1 / (1 + 10 ** (-100 / 400))) and pred[0, 0] == 0.5
+
+
+def test_components_find_disconnected_groups():
+    assert components([("a", "b"), ("c", "d"), ("b", "e")]) == [["a", "b", "e"], ["c", "d"]]
+
+
+def test_style_control_removes_a_pure_length_effect():
+    """The judge only rewards length; one model writes longer. Raw BT rates it up; style control does not."""
+    rng = np.random.default_rng(0)
+    battles = []
+    for _ in range(3000):
+        len_a = rng.integers(50, 400) * (2 if rng.random() < 0.7 else 1)  # 'verbose' is usually longer
+        len_b = rng.integers(50, 400)
+        p_a = 1 / (1 + np.exp(-3 * (len_a - len_b) / (len_a + len_b)))
+        winner = "model_a" if rng.random() < p_a else "model_b"
+        battles.append(StyledBattle("verbose", "terse", winner, style_features("x", int(len_a)),
+                                    style_features("y", int(len_b))))
+    raw = {r.model: r.rating for r in fit([(b.model_a, b.model_b, b.winner) for b in battles], bootstrap_rounds=0)}
+    styled = fit_style_controlled(battles, bootstrap_rounds=20)
+    ctrl = {r.model: r.rating for r in styled.ratings}
+    assert raw["verbose"] - raw["terse"] > 60
+    assert abs(ctrl["verbose"] - ctrl["terse"]) < 25
+    assert styled.coefficients["length"] > 0.5
+    assert all(r.ci_low <= r.rating <= r.ci_high for r in styled.ratings)
+
+
+def test_style_features_count_markdown():
+    text = "# Title\n\n- one\n- two\n1. three\n\nSome **bold** and __more__ text"
+    f = style_features(text)
+    assert list(f[1:]) == [1, 3, 2]
+    assert style_features("a b c", tokens=42)[0] == 42
