@@ -17,6 +17,22 @@ def _arena(args) -> int:
     return 0
 
 
+def _testset(args) -> int:
+    import json
+
+    from arena_ray import config as cfg
+    from arena_ray.testset import run_testset
+
+    job = cfg.load(args.config, args.overrides, schema=cfg.TestsetJob)
+    report = run_testset(job, show_progress=not args.quiet)
+    print(json.dumps({k: v for k, v in report.items() if k != "decontamination"}, indent=2))
+    if "decontamination" in report:
+        d = report["decontamination"]
+        print(f"decontamination: kept {d['kept']} of {d['train']}, dropped {len(d['dropped'])} "
+              f"(details in {job.out_dir}/report.json)")
+    return 0
+
+
 def _models_prepare(args) -> int:
     from arena_ray.models import PACKAGED, prepare
 
@@ -78,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     arena.add_argument("--quiet", action="store_true", help="no progress bars or leaderboard print")
     arena.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. instructions.limit=4")
     arena.set_defaults(func=_arena)
+
+    testset = sub.add_parser("testset", help="WizardArena offline test sets (diverse, hard, mix) + decontamination")
+    testset.add_argument("--config", required=True, help="YAML (see configs/testset.yaml)")
+    testset.add_argument("--quiet", action="store_true")
+    testset.add_argument("overrides", nargs="*")
+    testset.set_defaults(func=_testset)
 
     rate = sub.add_parser("rate", help="Bradley-Terry leaderboard from a battles file or run directory")
     rate.add_argument("--battles", required=True, help="FastChat arena JSONL, or a run directory")

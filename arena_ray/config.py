@@ -191,6 +191,56 @@ class Config(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+class DiverseConfig(_Strict):
+    clusters: int = Field(20, ge=1)
+    per_cluster: int = Field(2, ge=1)
+    seed: int = 0
+
+
+class HardConfig(_Strict):
+    enabled: bool = True
+    top: int = Field(10, ge=1)
+    # Rate only a seeded sample of this many instructions (the paper: top 1,000 of 10,000); None: all.
+    candidates: Optional[int] = Field(None, ge=1)
+    prompt: str = "difficulty-v1"
+    max_tokens: int = Field(4, ge=1)
+    max_attempts: int = Field(2, ge=1)
+    max_in_flight: int = Field(16, ge=1)
+    seed: int = 0
+
+
+class DecontaminateConfig(_Strict):
+    train: tuple[str, ...] = ()     # training instruction files to clean
+    against: tuple[str, ...] = ()   # benchmark files to protect, besides the test sets built here
+    ngram: int = Field(8, ge=1)
+    ngram_threshold: float = Field(0.5, gt=0, le=1)
+    cosine_threshold: float = Field(0.9, gt=0, le=1)
+
+
+class TestsetJob(_Strict):
+    """`arena-ray testset`: WizardArena Offline-Diverse / Offline-Hard / Offline-Mix and decontamination."""
+
+    out_dir: str = "runs/testset"
+    sources: tuple[str, ...] = Field(min_length=1)
+    limit_per_source: Optional[int] = Field(None, ge=1)
+    embedding_model: Optional[str] = None  # None: the all-MiniLM-L6-v2 packaged on PyPI
+    diverse: DiverseConfig = Field(default_factory=DiverseConfig)
+    hard: HardConfig = Field(default_factory=HardConfig)
+    judge: Optional[ModelConfig] = None
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    request_timeout_s: float = Field(300.0, gt=0)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    @model_validator(mode="after")
+    def _judge_for_hard(self) -> "TestsetJob":
+        if self.hard.enabled and self.judge is None:
+            raise ValueError("hard.enabled needs a 'judge' model")
+        if self.judge is not None and self.judge.engine == "replay":
+            raise ValueError("judge: a replay model cannot rate difficulty")
+        return self
+
+
 def parse_override(text: str) -> tuple[list[str], object]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' is not key=value")
@@ -227,14 +277,14 @@ def _format_validation(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def from_dict(data: dict, source: str = "<dict>") -> Config:
+def from_dict(data: dict, source: str = "<dict>", schema: type[BaseModel] = Config):
     try:
-        return Config.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_validation(err, source)) from None
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> Config:
+def load(path: str | Path, overrides: list[str] | None = None, schema: type[BaseModel] = Config):
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -244,8 +294,8 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    return from_dict(apply_overrides(data, overrides or []), source=str(path))
+    return from_dict(apply_overrides(data, overrides or []), source=str(path), schema=schema)
 
 
-def dump(config: Config) -> str:
+def dump(config: BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -39,7 +39,7 @@ def judgment_key(j: Judgment) -> tuple:
 _KEYS = {"generations": generation_key, "judgments": judgment_key}
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
+def write_atomic(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(path.name + f".{uuid.uuid4().hex[:8]}.tmp")
     pq.write_table(table, tmp)
     with open(tmp, "rb") as fh:
@@ -47,7 +47,7 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _read(path: Path, schema: pa.Schema) -> pa.Table:
+def read_table(path: Path, schema: pa.Schema) -> pa.Table:
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for truncated/corrupt files
@@ -77,7 +77,7 @@ class Ledger:
             return None
         record_type, _ = _TABLES[name]
         path = self.run_dir / "ledger" / name / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        _write_atomic(to_table(records, record_type), path)
+        write_atomic(to_table(records, record_type), path)
         return path
 
     def append_generations(self, records: Iterable[Generation]) -> None:
@@ -94,7 +94,7 @@ class Ledger:
         seen: set = set()
         out = []
         for path in files:
-            for record in from_table(_read(path, schema), record_type):
+            for record in from_table(read_table(path, schema), record_type):
                 k = key(record)
                 if k not in seen:
                     seen.add(k)
@@ -113,7 +113,7 @@ class Ledger:
             records, parts = self._read_all(name)
             if not parts and self._consolidated(name).exists():
                 continue
-            _write_atomic(to_table(records, record_type), self._consolidated(name))
+            write_atomic(to_table(records, record_type), self._consolidated(name))
             for part in parts:
                 part.unlink()
         for stale in (self.run_dir / "ledger").glob("*/*.tmp"):

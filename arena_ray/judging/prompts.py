@@ -38,18 +38,47 @@ class PairwiseTemplate:
         return tuple(msgs)
 
 
-def available() -> list[str]:
-    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.yaml"))
+@dataclass(frozen=True)
+class DifficultyTemplate:
+    version: str
+    system: str
+    user: str
+    output_regex: str
+
+    def messages(self, instruction: str) -> tuple[ChatMessage, ...]:
+        head, tail = self.user.split("{instruction}", 1)
+        msgs = [ChatMessage("user", head + instruction + tail)]
+        if self.system:
+            msgs.insert(0, ChatMessage("system", self.system))
+        return tuple(msgs)
 
 
-def load_template(name_or_path: str) -> PairwiseTemplate:
-    """Load a template by version name (shipped) or by a path to a YAML file of the same shape."""
+def available(kind: str = "pairwise") -> list[str]:
+    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.yaml") if yaml.safe_load(p.read_text()).get("kind") == kind)
+
+
+def _read(name_or_path: str, kind: str) -> tuple[Path, dict]:
     path = Path(name_or_path)
     if not path.suffix:
         path = TEMPLATE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise TemplateError(f"judge prompt '{name_or_path}' not found (shipped: {', '.join(available())})")
+        raise TemplateError(f"{kind} prompt '{name_or_path}' not found (shipped: {', '.join(available(kind))})")
     data = yaml.safe_load(path.read_text())
+    if data.get("kind", kind) != kind:
+        raise TemplateError(f"{path}: a '{data.get('kind')}' template, not '{kind}'")
+    return path, data
+
+
+def load_difficulty_template(name_or_path: str) -> DifficultyTemplate:
+    path, data = _read(name_or_path, "difficulty")
+    if not data.get("version") or data.get("user", "").count("{instruction}") != 1:
+        raise TemplateError(f"{path}: needs 'version' and a 'user' field with {{instruction}} exactly once")
+    return DifficultyTemplate(str(data["version"]), data.get("system") or "", data["user"], data["output_regex"])
+
+
+def load_template(name_or_path: str) -> PairwiseTemplate:
+    """Load a pairwise template by version name (shipped) or by a path to a YAML file of the same shape."""
+    path, data = _read(name_or_path, "pairwise")
     missing = [k for k in ("version", "user", "output_regex") if not data.get(k)]
     if missing:
         raise TemplateError(f"{path}: missing field(s) {missing}")
