@@ -20,13 +20,24 @@ from tqdm import tqdm
 from arena_ray.arena.ledger import read_table, write_atomic
 from arena_ray.config import TestsetJob
 from arena_ray.data.ingest import load_instructions
-from arena_ray.data.testsets import Selected, find_contamination, mix, parse_difficulty, select_diverse, select_hard
+from arena_ray.data.testsets import (
+    Selected,
+    difficulty_span,
+    find_contamination,
+    mix,
+    parse_difficulty,
+    select_diverse,
+    select_hard,
+)
+from arena_ray.judging.parse import weighted_score
 from arena_ray.records import GenerationRequest, Instruction, SamplingSpec
 
 SET_SCHEMA = pa.schema([("instruction_id", pa.string()), ("text", pa.string()), ("source", pa.string()),
                         ("category", pa.string()), ("cluster", pa.int32()), ("difficulty", pa.float64())])
+# score: the written 0-10; weighted: its expectation over the score tokens' probabilities (where the engine
+# gives logprobs), which separates instructions a weak judge writes the same number for.
 DIFFICULTY_SCHEMA = pa.schema([("instruction_id", pa.string()), ("attempt", pa.int16()), ("score", pa.float64()),
-                               ("raw", pa.string()), ("prompt_version", pa.string())])
+                               ("weighted", pa.float64()), ("raw", pa.string()), ("prompt_version", pa.string())])
 
 
 def load_sources(paths: Sequence[str], limit: Optional[int]) -> list[Instruction]:
@@ -55,7 +66,8 @@ def cached_difficulty(folder: Path, version: str) -> tuple[dict[str, float], dic
                 continue
             attempts[row["instruction_id"]] = max(attempts.get(row["instruction_id"], 0), row["attempt"] + 1)
             if row["score"] is not None:
-                scores.setdefault(row["instruction_id"], row["score"])
+                value = row["weighted"] if row["weighted"] is not None else row["score"]
+                scores.setdefault(row["instruction_id"], value)
     return scores, attempts
 
 
@@ -68,17 +80,19 @@ async def _rate(client, items: list[tuple[Instruction, int]], template, job: Tes
     async def one(inst: Instruction, attempt: int) -> None:
         sampling = SamplingSpec(max_tokens=job.hard.max_tokens, temperature=0.0 if attempt == 0 else 0.7,
                                 regex=template.output_regex if job.judge.engine == "vllm" else None,
-                                seed=attempt or None)
+                                seed=attempt or None, top_logprobs=5)
         request = GenerationRequest(f"difficulty-{inst.instruction_id}-{attempt}", template.messages(inst.text),
                                     sampling)
         async with limit:
             try:
-                raw = (await asyncio.wait_for(client.generate(request), job.request_timeout_s)).text
+                completion = await asyncio.wait_for(client.generate(request), job.request_timeout_s)
+                raw, score, weighted = completion.text, parse_difficulty(completion.text), None
+                if score is not None and completion.logprobs:
+                    weighted = weighted_score(completion.logprobs, difficulty_span(raw), raw, low=0.0, high=10.0)
             except Exception as err:  # a failed request is a failed attempt, asked again in the next round
-                raw = f"[request failed: {type(err).__name__}: {err}]"[:500]
-        rows.append({"instruction_id": inst.instruction_id, "attempt": attempt, "raw": raw,
-                     "score": None if raw.startswith("[request failed") else parse_difficulty(raw),
-                     "prompt_version": template.version})
+                raw, score, weighted = f"[request failed: {type(err).__name__}: {err}]"[:500], None, None
+        rows.append({"instruction_id": inst.instruction_id, "attempt": attempt, "raw": raw, "score": score,
+                     "weighted": weighted, "prompt_version": template.version})
         bar.update()
         if len(rows) >= 16:
             flush()

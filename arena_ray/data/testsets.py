@@ -111,5 +111,10 @@ def _normalised(x: np.ndarray) -> np.ndarray:
 
 def parse_difficulty(raw: str) -> Optional[float]:
     """The first integer 0-10 in the judge's answer, or None."""
+    span = difficulty_span(raw)
+    return float(raw[span[0]:span[1]]) if span else None
+
+
+def difficulty_span(raw: str) -> Optional[tuple[int, int]]:
     match = re.search(r"\b(10|[0-9])\b", raw or "")
-    return float(match.group(1)) if match else None
+    return match.span(1) if match else None

@@ -86,7 +86,8 @@ def _digit_probs(top: Sequence[tuple[str, float]]) -> dict[int, float]:
     return probs
 
 
-def weighted_score(logprobs: Sequence[TokenLogprob], span: tuple[int, int], raw: str) -> Optional[float]:
+def weighted_score(logprobs: Sequence[TokenLogprob], span: tuple[int, int], raw: str, low: float = SCORE_MIN,
+                   high: float = SCORE_MAX) -> Optional[float]:
     """Expected score over the score tokens' probabilities at the position of the written score.
 
     Handles scores written as one token ("7", " 7") and tokenizers that spell "10" as "1" + "0": when the
@@ -104,14 +105,15 @@ def weighted_score(logprobs: Sequence[TokenLogprob], span: tuple[int, int], raw:
     for index, tok in enumerate(logprobs):
         end = start + len(tok.token)
         if start <= span[0] < end:
-            return _expected(logprobs, index, raw[span[0]:span[1]], tok.token.strip())
+            return _expected(logprobs, index, raw[span[0]:span[1]], tok.token.strip(), low, high)
         start = end
     return None
 
 
-def _expected(logprobs: Sequence[TokenLogprob], index: int, written: str, token: str) -> Optional[float]:
+def _expected(logprobs: Sequence[TokenLogprob], index: int, written: str, token: str, low: float,
+              high: float) -> Optional[float]:
     probs = _digit_probs(logprobs[index].top)
-    mass: dict[float, float] = {v: p for v, p in probs.items() if SCORE_MIN <= v <= SCORE_MAX and v != 1}
+    mass: dict[float, float] = {v: p for v, p in probs.items() if low <= v <= high and v != 1}
     p_one = probs.get(1, 0.0)
     if token == written:  # the whole score is this one token
         if 10 in probs:  # a tokenizer with a "10" token: "1" means 1

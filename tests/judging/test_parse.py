@@ -75,3 +75,10 @@ def test_weighted_gives_up_when_unaligned_or_ambiguous():
     toks = [T("7", (("7", math.log(.6)), ("1", math.log(.4)))), T(" 6\nok", ((" 6\nok", 0.0),))]
     assert weighted_score(toks, v.span_1, raw) is None
     assert weighted_score([], v.span_1, raw) is None
+
+
+def test_weighted_difficulty_scale_includes_zero():
+    raw = "0"
+    toks = [T("0", (("0", math.log(.5)), ("3", math.log(.5))))]
+    assert weighted_score(toks, (0, 1), raw, low=0.0, high=10.0) == pytest.approx(1.5)
+    assert weighted_score(toks, (0, 1), raw) == pytest.approx(3.0)  # the 1-10 judge scale ignores "0"
