@@ -33,6 +33,20 @@ def _testset(args) -> int:
     return 0
 
 
+def _curate(args) -> int:
+    import json
+
+    from arena_ray.flywheel.curate import Thresholds
+    from arena_ray.flywheel.export import export
+
+    report = export(args.run, args.target, args.out, Thresholds(args.sft_gap, args.dpo_gap, args.rm_gap))
+    print(json.dumps({k: v for k, v in report.items() if k != "by_threshold"}, indent=2))
+    print("gap  sft  dpo  rm")
+    for row in report["by_threshold"]:
+        print(f"{row['gap']:>3} {row['sft']:>4} {row['dpo']:>4} {row['rm']:>4}")
+    return 0
+
+
 def _models_prepare(args) -> int:
     from arena_ray.models import PACKAGED, prepare
 
@@ -100,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     testset.add_argument("--quiet", action="store_true")
     testset.add_argument("overrides", nargs="*")
     testset.set_defaults(func=_testset)
+
+    cur = sub.add_parser("curate", help="battles of a run → SFT / DPO / reward-model / PPO data for a target")
+    cur.add_argument("--run", required=True, help="an arena run directory")
+    cur.add_argument("--target", required=True, help="the model to improve")
+    cur.add_argument("--out", required=True)
+    cur.add_argument("--sft-gap", type=float, default=3.0, help="min judge-score gap for SFT (paper: 3.0)")
+    cur.add_argument("--dpo-gap", type=float, default=2.0)
+    cur.add_argument("--rm-gap", type=float, default=2.0)
+    cur.set_defaults(func=_curate)
 
     rate = sub.add_parser("rate", help="Bradley-Terry leaderboard from a battles file or run directory")
     rate.add_argument("--battles", required=True, help="FastChat arena JSONL, or a run directory")

@@ -178,15 +178,17 @@ class Config(_Strict):
         return tuple(names)
 
     def arena_fingerprint(self) -> str:
-        """Hash of what decides battle outcomes; a run dir refuses to resume under another one."""
+        """Hash of what decides battle outcomes; a run dir refuses to resume under another one.
+
+        Serving layout (replicas, resources, engine args) is left out, and so are fields at their defaults,
+        so that a release adding an option with a behaviour-preserving default keeps old runs resumable.
+        """
+        layout = {"replicas", "num_cpus", "num_gpus", "max_ongoing_requests", "env", "vllm", "openai"}
         relevant = {
-            "models": {n: self.models[n].model_dump(mode="json", exclude={"replicas", "num_cpus", "num_gpus",
-                       "max_ongoing_requests", "env"}) for n in self.served_models()},
-            "judge": self.judge.model_dump(mode="json", exclude={"max_attempts"}),
+            "models": {n: self.models[n].model_dump(mode="json", exclude=layout, exclude_defaults=True)
+                       for n in self.served_models()},
+            "judge": self.judge.model_dump(mode="json", exclude={"max_attempts"}, exclude_defaults=True),
         }
-        for model in relevant["models"].values():
-            model.pop("vllm", None)  # serving layout may change between runs; outputs should not
-            model.pop("openai", None)
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

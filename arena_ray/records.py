@@ -117,6 +117,32 @@ class Battle:
 
 
 @dataclass(frozen=True)
+class SFTExample:
+    """A prompt and the answer to imitate, as chat messages (TRL/OpenRLHF `messages`)."""
+
+    instruction_id: str
+    prompt: str
+    response: str
+    source_model: str
+    battle_id: str
+    score_gap: float
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """`prompt, chosen, rejected` as TRL's DPOTrainer/RewardTrainer and OpenRLHF expect them."""
+
+    instruction_id: str
+    prompt: str
+    chosen: str
+    rejected: str
+    chosen_model: str
+    rejected_model: str
+    battle_id: str
+    score_gap: float
+
+
+@dataclass(frozen=True)
 class Rating:
     model: str
     rating: float
@@ -138,6 +164,13 @@ class Throughput:
     def tokens_per_s(self) -> float:
         return self.completion_tokens / self.busy_s if self.busy_s > 0 else 0.0
 
+
+INSTRUCTION_SCHEMA = pa.schema([
+    ("instruction_id", pa.string()),
+    ("text", pa.string()),
+    ("source", pa.string()),
+    ("category", pa.string()),
+])
 
 GENERATION_SCHEMA = pa.schema([
     ("instruction_id", pa.string()),
@@ -171,7 +204,7 @@ JUDGMENT_SCHEMA = pa.schema([
     ("completion_tokens", pa.int64()),
 ])
 
-SCHEMAS = {Generation: GENERATION_SCHEMA, Judgment: JUDGMENT_SCHEMA}
+SCHEMAS = {Instruction: INSTRUCTION_SCHEMA, Generation: GENERATION_SCHEMA, Judgment: JUDGMENT_SCHEMA}
 
 
 def to_table(records: list, record_type: type) -> pa.Table:

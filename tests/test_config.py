@@ -87,3 +87,9 @@ def test_dump_round_trips():
     c = cfg.load(ROOT / "configs/local.yaml")
     import yaml
     assert cfg.from_dict(yaml.safe_load(cfg.dump(c))) == c
+
+
+def test_fingerprint_ignores_explicit_defaults():
+    base = cfg.load(ROOT / "configs/local.yaml")
+    explicit = cfg.load(ROOT / "configs/local.yaml", ["judge.tie_margin=0.0", "models.smollm2.chat_template=null"])
+    assert base.arena_fingerprint() == explicit.arena_fingerprint()

@@ -15,7 +15,16 @@ from typing import Iterable, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arena_ray.records import GENERATION_SCHEMA, JUDGMENT_SCHEMA, Generation, Judgment, from_table, to_table
+from arena_ray.records import (
+    GENERATION_SCHEMA,
+    INSTRUCTION_SCHEMA,
+    JUDGMENT_SCHEMA,
+    Generation,
+    Instruction,
+    Judgment,
+    from_table,
+    to_table,
+)
 
 
 class LedgerError(RuntimeError):
@@ -57,6 +66,24 @@ def read_table(path: Path, schema: pa.Schema) -> pa.Table:
     if missing:
         raise LedgerError(f"ledger file {path} lacks columns {sorted(missing)}")
     return table.select(schema.names).cast(schema)
+
+
+def save_instructions(run_dir: Path, instructions: Iterable[Instruction]) -> None:
+    """instructions.parquet: every prompt the run battled on (kept across resumes that add more)."""
+    path = Path(run_dir) / "instructions.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    known = {i.instruction_id: i for i in (from_table(read_table(path, INSTRUCTION_SCHEMA), Instruction)
+                                           if path.exists() else [])}
+    new = [i for i in instructions if i.instruction_id not in known]
+    if new or not path.exists():
+        write_atomic(to_table(list(known.values()) + new, Instruction), path)
+
+
+def load_instructions_of(run_dir: Path) -> dict[str, Instruction]:
+    path = Path(run_dir) / "instructions.parquet"
+    if not path.exists():
+        raise LedgerError(f"{path} not found: not an arena run directory")
+    return {i.instruction_id: i for i in from_table(read_table(path, INSTRUCTION_SCHEMA), Instruction)}
 
 
 class Ledger:

@@ -12,7 +12,7 @@ import ray
 from tqdm import tqdm
 
 from arena_ray.arena.coordinator import start_coordinator
-from arena_ray.arena.ledger import Ledger
+from arena_ray.arena.ledger import Ledger, save_instructions
 from arena_ray.arena.pairing import PlannedBattle, model_pairs, plan_battles
 from arena_ray.arena.progress import Tally, remaining_work
 from arena_ray.arena.results import finalize
@@ -103,6 +103,7 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     instructions = load_instructions(config.instructions.path, config.instructions.format,
                                      config.instructions.offset, config.instructions.limit)
     preflight.check_models(config, instructions)
+    save_instructions(run_dir, instructions)
     template = load_template(config.judge.prompt)
     plan = make_plan(config, instructions, template)
     ledger = Ledger(run_dir)

@@ -69,3 +69,13 @@ def test_leftover_temp_files_are_ignored(tmp_path):
     assert len(ledger.generations()) == 1
     ledger.consolidate()
     assert not list((tmp_path / "ledger").glob("*/*.tmp"))
+
+
+def test_instructions_are_kept_across_resumes(tmp_path):
+    from arena_ray.arena.ledger import load_instructions_of, save_instructions
+    from arena_ray.records import Instruction
+    save_instructions(tmp_path, [Instruction("q1", "one", "s"), Instruction("q2", "two", "s")])
+    save_instructions(tmp_path, [Instruction("q2", "two", "s"), Instruction("q3", "three", "s")])
+    assert sorted(load_instructions_of(tmp_path)) == ["q1", "q2", "q3"]
+    with pytest.raises(LedgerError, match="not an arena run directory"):
+        load_instructions_of(tmp_path / "elsewhere")

@@ -68,6 +68,8 @@ def test_run_directory_contract(arena_run):
     assert sum(e["battles"] for e in board["models"].values()) == 2 * 9
     assert board["failed_games"]["partial"] == 3 and board["summary"]["failed_battles"] == 3
     assert "| rank | model |" in (run / "leaderboard.md").read_text()
+    prompts = pq.read_table(run / "instructions.parquet").to_pylist()
+    assert {p["instruction_id"] for p in prompts} == {g["instruction_id"] for g in gens} and prompts[0]["text"]
 
 
 def test_throughput_is_measured(arena_run):
