@@ -65,6 +65,8 @@ class OpenAIConfig(_Strict):
     api_key_env: str = "OPENAI_API_KEY"
     model: str = ""
     connect_timeout_s: float = Field(10.0, gt=0)
+    # The endpoint is a vLLM server: send constrained formats as vLLM's `structured_outputs` request field.
+    structured_outputs: bool = False
 
 
 class ModelConfig(_Strict):

@@ -84,6 +84,8 @@ class OpenAIEngine:
             text, finish, logprobs = resp.choices[0].text, resp.choices[0].finish_reason, None
         else:
             extra = {"logprobs": True, "top_logprobs": s.top_logprobs} if s.top_logprobs else {}
+            if s.regex and self.cfg.openai.structured_outputs:
+                extra["extra_body"] = {"structured_outputs": {"regex": s.regex}}
             resp = await self.client.chat.completions.create(
                 messages=with_system_prompt(request.messages, self.cfg), **common, **extra)
             choice = resp.choices[0]

@@ -34,7 +34,7 @@ def test_cuda_vllm_engine_generates(tiny_model_dir):
     import asyncio
 
     from arena_ray.judging.prompts import load_template
-    from arena_ray.records import ChatMessage, GenerationRequest, SamplingSpec
+    from arena_ray.records import GenerationRequest, SamplingSpec
     from arena_ray.serving.engines import VLLMEngine
 
     engine = VLLMEngine(ModelConfig(engine="vllm", path=str(tiny_model_dir), max_tokens=16,
