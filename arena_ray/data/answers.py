@@ -2,10 +2,9 @@
 model_answer (`choices[0].turns`) and Vicuna-bench (`question_id, text`) formats → {instruction_id: text}."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from arena_ray.data.ingest import InputError
+from arena_ray.data.ingest import InputError, iter_jsonl
 
 
 def _arena_hard_answer(record: dict, where: str) -> tuple[str, str]:
@@ -46,14 +45,7 @@ def load_answers(path: str | Path) -> dict[str, str]:
     if not path.is_file():
         raise InputError(f"answers file not found: {path}")
     answers: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{where}: malformed JSON line: {err.msg}") from None
+    for where, record in iter_jsonl(path):
         key, text = parse_answer(record, where)
         answers[key] = text
     if not answers:

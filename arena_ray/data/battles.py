@@ -2,12 +2,11 @@
 GPT-4/GPT-3.5 review files (1-10 score per answer). Bad records raise InputError naming file and line."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from arena_ray.data.ingest import InputError
+from arena_ray.data.ingest import InputError, iter_jsonl
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 
@@ -59,14 +58,7 @@ def _row(record: object, where: str) -> BattleRow:
 
 def read_jsonl(path: Path) -> BattleFile:
     rows, dropped = [], 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{where}: malformed JSON line: {err.msg}") from None
+    for where, record in iter_jsonl(path):
         row = _row(record, where)
         if row.model_a == row.model_b:
             dropped += 1  # documented treatment: a self-battle says nothing about ratings
@@ -113,10 +105,8 @@ def _answer_models(answers_dir: Path) -> dict[str, tuple[str, str]]:
     """answer_id → (model name, text), model names from model_id (e.g. 'vicuna-13b:20230322-clean-lang')."""
     out = {}
     for path in sorted(answers_dir.glob("answer_*.jsonl")):
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                rec = json.loads(line)
-                out[rec["answer_id"]] = (rec["model_id"].replace(":", "-"), rec.get("text", ""))
+        for _, rec in iter_jsonl(path):
+            out[rec["answer_id"]] = (rec["model_id"].replace(":", "-"), rec.get("text", ""))
     return out
 
 
@@ -126,11 +116,7 @@ def import_vicuna_reviews(reviews_dir: str | Path, answers_dir: str | Path) -> B
     answers = _answer_models(answers_dir)
     rows, dropped = [], 0
     for path in sorted(reviews_dir.rglob("*.jsonl")):
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            rec = json.loads(line)
+        for where, rec in iter_jsonl(path):
             try:
                 (model_a, text_a), (model_b, text_b) = answers[rec["answer1_id"]], answers[rec["answer2_id"]]
                 s1, s2 = (float(s) for s in rec["score"])

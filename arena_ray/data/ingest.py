@@ -21,8 +21,21 @@ def _text_id(text: str) -> str:
     return "h" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number or array index, record) from JSONL or a JSON array."""
+def iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:
+    """(`file:line`, record) for every non-blank line; a malformed line raises InputError naming it."""
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{where}: malformed JSON line: {err.msg} (column {err.colno})") from None
+        yield where, record
+
+
+def _records(path: Path) -> Iterator[tuple[str, object]]:
+    """(where, record) from JSONL or a JSON array."""
     if not path.is_file():
         raise InputError(f"instructions file not found: {path}")
     text = path.read_text(encoding="utf-8")
@@ -33,16 +46,9 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
             raise InputError(f"{path}: not valid JSON: {err}") from None
         if not isinstance(items, list):
             raise InputError(f"{path}: expected a JSON array of records")
-        yield from ((i, item) for i, item in enumerate(items))
+        yield from ((f"{path}[{i}]", item) for i, item in enumerate(items))
         return
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}:{lineno}: malformed JSON line: {err.msg} (column {err.colno})") from None
-        yield lineno, record
+    yield from iter_jsonl(path)
 
 
 def detect_format(record: dict) -> str:
@@ -97,12 +103,11 @@ def load_instructions(path: str | Path, fmt: str = "auto", offset: int = 0,
     path = Path(path)
     out: list[Instruction] = []
     seen: dict[str, str] = {}
-    for index, (where_no, record) in enumerate(_records(path)):
+    for index, (where, record) in enumerate(_records(path)):
         if index < offset:
             continue
         if limit is not None and len(out) >= limit:
             break
-        where = f"{path}:{where_no}"
         record_fmt = detect_format(record) if fmt == "auto" and isinstance(record, dict) else fmt
         inst = parse_record(record, record_fmt, where, path.name)
         if inst.instruction_id in seen:

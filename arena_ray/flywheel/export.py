@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from arena_ray.arena.ledger import Ledger, load_instructions_of, write_atomic
 from arena_ray.data.battles import read_jsonl
-from arena_ray.data.ingest import InputError
+from arena_ray.data.ingest import InputError, iter_jsonl
 from arena_ray.flywheel.curate import Thresholds, counts_by_threshold, curate
 from arena_ray.records import Battle
 
@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def load_run(run_dir: Path) -> tuple[list[Battle], dict[str, str], dict[tuple[str, str], str]]:
-    rows = [json.loads(line) for line in (run_dir / "battles.jsonl").read_text().splitlines() if line.strip()] \
-        if (run_dir / "battles.jsonl").exists() else []
+    path = run_dir / "battles.jsonl"
+    rows = [record for _, record in iter_jsonl(path)] if path.exists() else []
     if not rows:
         raise InputError(f"{run_dir}: no battles (battles.jsonl missing or empty)")
-    read_jsonl(run_dir / "battles.jsonl")  # validates every record, naming the line of a bad one
+    read_jsonl(path)  # validates every record (winner labels, model fields), naming the line of a bad one
     battles = [Battle(**{k: r[k] for k in Battle.__dataclass_fields__}) for r in rows]
     prompts = {i: inst.text for i, inst in load_instructions_of(run_dir).items()}
     answers = {(g.instruction_id, g.model): g.text for g in Ledger(run_dir).generations() if not g.error}
