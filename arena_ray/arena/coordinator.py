@@ -6,7 +6,7 @@ put run_dir on shared storage to let it run anywhere).
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from dataclasses import replace
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -39,21 +39,14 @@ class Coordinator:
                  judge_settings: JudgeSettings, retry: RetrySettings, flush_every: int, flush_interval_s: float):
         clients = {name: ServeModelClient(h, cap) for name, (h, cap) in competitors.items()}
         self.scheduler = BattleScheduler(instructions, plan, clients, ServeModelClient(*judge), judge_settings,
-                                         replace_permanent(retry), Ledger(run_dir), flush_every, flush_interval_s)
-        self.result: Optional[dict] = None
+                                         replace(retry, permanent=retry.permanent + (MissingAnswer,)),
+                                         Ledger(run_dir), flush_every, flush_interval_s)
 
     async def run(self) -> dict:
-        self.result = await self.scheduler.run()
-        return self.result
+        return await self.scheduler.run()
 
     async def progress(self) -> dict:
         return self.scheduler.summary()
-
-
-def replace_permanent(retry: RetrySettings) -> RetrySettings:
-    from dataclasses import replace
-
-    return replace(retry, permanent=retry.permanent + (MissingAnswer,))
 
 
 def start_coordinator(**kwargs):

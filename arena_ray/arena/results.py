@@ -18,9 +18,7 @@ def write_battles(path: Path, battles: Sequence[Battle]) -> None:
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w") as fh:
         for b in battles:
-            row = asdict(b)
-            row["question_id"] = b.question_id
-            fh.write(json.dumps(row) + "\n")
+            fh.write(json.dumps(asdict(b)) + "\n")
     tmp.replace(path)
 
 

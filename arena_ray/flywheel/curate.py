@@ -44,33 +44,49 @@ def _pair(b: Battle, prompts, answers) -> PreferencePair:
     return PreferencePair(q, prompts[q], answers[(q, win)], answers[(q, lose)], win, lose, b.battle_id, gap)
 
 
-def curate(battles: Sequence[Battle], prompts: Mapping[str, str], answers: Mapping[tuple[str, str], str],
-           target: str, thresholds: Thresholds = Thresholds()) -> Curated:
-    out = Curated()
-    best_teacher: dict[str, tuple[float, Battle]] = {}
+@dataclass
+class Selection:
+    """Which battles feed each kind of data; the rules live here once, for curation and for counting."""
+
+    sft: dict[str, Battle] = field(default_factory=dict)  # per instruction: the best-scored winner over the target
+    dpo: list[Battle] = field(default_factory=list)
+    rm: list[Battle] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)      # every instruction the target battled on
+
+
+def select(battles: Sequence[Battle], target: str, thresholds: Thresholds) -> Selection:
+    out = Selection()
     seen_prompts: dict[str, None] = {}
     for b in battles:
-        decided = b.winner in ("model_a", "model_b")
         involved = target in (b.model_a, b.model_b)
         if involved:
             seen_prompts.setdefault(b.question_id)
-        if not decided:
+        if b.winner not in ("model_a", "model_b"):
             continue
-        win, lose, gap = _sides(b)
+        _, lose, gap = _sides(b)
         if gap >= thresholds.rm_gap:
-            out.rm.append(_pair(b, prompts, answers))
+            out.rm.append(b)
         if not involved:
             continue
         if gap >= thresholds.dpo_gap:
-            out.dpo.append(_pair(b, prompts, answers))
+            out.dpo.append(b)
         if lose == target and gap >= thresholds.sft_gap:
-            winner_score = max(b.score_a, b.score_b)
-            if b.question_id not in best_teacher or winner_score > best_teacher[b.question_id][0]:
-                best_teacher[b.question_id] = (winner_score, b)
-    for q, (_, b) in best_teacher.items():
+            best = out.sft.get(b.question_id)
+            if best is None or max(b.score_a, b.score_b) > max(best.score_a, best.score_b):
+                out.sft[b.question_id] = b
+    out.prompts = list(seen_prompts)
+    return out
+
+
+def curate(battles: Sequence[Battle], prompts: Mapping[str, str], answers: Mapping[tuple[str, str], str],
+           target: str, thresholds: Thresholds = Thresholds()) -> Curated:
+    chosen = select(battles, target, thresholds)
+    out = Curated(rm=[_pair(b, prompts, answers) for b in chosen.rm],
+                  dpo=[_pair(b, prompts, answers) for b in chosen.dpo],
+                  ppo_prompts=[(q, prompts[q]) for q in chosen.prompts])
+    for q, b in chosen.sft.items():
         win, _, gap = _sides(b)
         out.sft.append(SFTExample(q, prompts[q], answers[(q, win)], win, b.battle_id, gap))
-    out.ppo_prompts = [(q, prompts[q]) for q in seen_prompts]
     return out
 
 
@@ -78,22 +94,6 @@ def counts_by_threshold(battles: Sequence[Battle], target: str, gaps: Sequence[f
     """How much SFT / DPO / RM data each gap threshold would keep (the paper's threshold study)."""
     rows = []
     for g in gaps:
-        c = curate_counts(battles, target, g)
-        rows.append({"gap": g, **c})
+        chosen = select(battles, target, Thresholds(sft_gap=g, dpo_gap=g, rm_gap=g))
+        rows.append({"gap": g, "sft": len(chosen.sft), "dpo": len(chosen.dpo), "rm": len(chosen.rm)})
     return rows
-
-
-def curate_counts(battles: Sequence[Battle], target: str, gap: float) -> dict:
-    sft_prompts, dpo, rm = set(), 0, 0
-    for b in battles:
-        if b.winner not in ("model_a", "model_b"):
-            continue
-        win, lose, d = _sides(b)
-        if d < gap:
-            continue
-        rm += 1
-        if target in (b.model_a, b.model_b):
-            dpo += 1
-            if lose == target:
-                sft_prompts.add(b.question_id)
-    return {"sft": len(sft_prompts), "dpo": dpo, "rm": rm}
