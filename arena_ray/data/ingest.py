@@ -1,4 +1,5 @@
-"""Read instruction files (arena-hard, FastChat MT-bench/Vicuna, Alpaca, generic JSONL) into Instructions.
+"""Read instruction files (arena-hard, FastChat MT-bench/Vicuna, Alpaca, ShareGPT, self-instruct, generic JSONL;
+as JSONL, a JSON array or Parquet) into Instructions.
 
 Every record gets a stable id: the source's own id where it has one, else a hash of the text.
 A malformed record raises InputError naming the file, the line and the field.
@@ -34,10 +35,24 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:
         yield where, record
 
 
+def _parquet_records(path: Path) -> Iterator[tuple[str, object]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for truncated/corrupt files
+        raise InputError(f"{path}: unreadable Parquet ({type(err).__name__}: {err})") from None
+    for i, row in enumerate(table.to_pylist()):
+        yield f"{path}[row {i}]", row
+
+
 def _records(path: Path) -> Iterator[tuple[str, object]]:
-    """(where, record) from JSONL or a JSON array."""
+    """(where, record) from JSONL, a JSON array or Parquet."""
     if not path.is_file():
         raise InputError(f"instructions file not found: {path}")
+    if path.suffix == ".parquet":
+        yield from _parquet_records(path)
+        return
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json" or text.lstrip().startswith("["):
         try:
@@ -51,11 +66,20 @@ def _records(path: Path) -> Iterator[tuple[str, object]]:
     yield from iter_jsonl(path)
 
 
+FORMATS = ("arena_ray", "arena_hard", "fastchat", "alpaca", "sharegpt", "self_instruct", "jsonl")
+
+
 def detect_format(record: dict) -> str:
+    if {"instruction_id", "text", "source"} <= set(record):
+        return "arena_ray"  # our own instruction tables (pipeline shards, a run's instructions.parquet)
     if "uid" in record and "prompt" in record:
         return "arena_hard"
     if "turns" in record:
         return "fastchat"
+    if "conversations" in record:
+        return "sharegpt"
+    if "instruction" in record and "instances" in record:
+        return "self_instruct"
     if "instruction" in record and ("input" in record or "output" in record):
         return "alpaca"
     return "jsonl"
@@ -76,6 +100,9 @@ def _text(value: object, where: str, name: str) -> str:
 def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction:
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON object")
+    if fmt == "arena_ray":
+        text = _text(_field(record, "text", where), where, "text")
+        return Instruction(str(record["instruction_id"]), text, str(record["source"]), str(record.get("category") or ""))
     if fmt == "arena_hard":
         text = _text(_field(record, "prompt", where), where, "prompt")
         return Instruction(str(_field(record, "uid", where)), text, source, str(record.get("cluster", "")))
@@ -85,6 +112,15 @@ def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction
             raise InputError(f"{where}: field 'turns' must be a non-empty list")
         text = _text(turns[0], where, "turns[0]")
         return Instruction(str(_field(record, "question_id", where)), text, source, str(record.get("category", "")))
+    if fmt == "sharegpt":
+        return _sharegpt(record, where, source)
+    if fmt == "self_instruct":
+        text = _text(_field(record, "instruction", where), where, "instruction")
+        instances = record.get("instances") or [{}]
+        extra = instances[0].get("input", "") if isinstance(instances[0], dict) else ""
+        full = f"{text}\n\n{extra}" if extra and extra.strip() else text
+        rid = record.get("id")
+        return Instruction(str(rid) if rid is not None else _text_id(full), full, source)
     if fmt == "alpaca":
         text = _text(_field(record, "instruction", where), where, "instruction")
         extra = record.get("input") or ""
@@ -98,18 +134,37 @@ def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction
     raise InputError(f"{where}: no instruction field (expected one of instruction, prompt, text, question)")
 
 
+def _sharegpt(record: dict, where: str, source: str) -> Instruction:
+    """ShareGPT: the first human turn of `conversations` ({"from": "human"|"gpt", "value": ...})."""
+    turns = _field(record, "conversations", where)
+    if not isinstance(turns, list):
+        raise InputError(f"{where}: field 'conversations' must be a list")
+    for k, turn in enumerate(turns):
+        if isinstance(turn, dict) and turn.get("from") in ("human", "user"):
+            text = _text(turn.get("value"), where, f"conversations[{k}].value")
+            rid = record.get("id")
+            return Instruction(str(rid) if rid is not None else _text_id(text), text, source)
+    raise InputError(f"{where}: field 'conversations' has no human turn")
+
+
+def iter_instructions(path: str | Path, fmt: str = "auto") -> Iterator[tuple[str, Instruction]]:
+    """(where, Instruction) for every record of a file, in file order (no dedup, no limits)."""
+    path = Path(path)
+    for where, record in _records(path):
+        record_fmt = detect_format(record) if fmt == "auto" and isinstance(record, dict) else fmt
+        yield where, parse_record(record, record_fmt, where, path.name)
+
+
 def load_instructions(path: str | Path, fmt: str = "auto", offset: int = 0,
                       limit: Optional[int] = None) -> list[Instruction]:
     path = Path(path)
     out: list[Instruction] = []
     seen: dict[str, str] = {}
-    for index, (where, record) in enumerate(_records(path)):
+    for index, (where, inst) in enumerate(iter_instructions(path, fmt)):
         if index < offset:
             continue
         if limit is not None and len(out) >= limit:
             break
-        record_fmt = detect_format(record) if fmt == "auto" and isinstance(record, dict) else fmt
-        inst = parse_record(record, record_fmt, where, path.name)
         if inst.instruction_id in seen:
             raise InputError(f"{where}: duplicate instruction id '{inst.instruction_id}' "
                              f"(first at {seen[inst.instruction_id]})")

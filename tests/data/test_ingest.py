@@ -77,3 +77,17 @@ def test_answers_errors(tmp_path):
         load_answers(f)
     f.write_text('{"question_id": 3, "choices": [{"turns": ["fastchat answer"]}]}\n')
     assert load_answers(f) == {"3": "fastchat answer"}
+
+
+def test_sharegpt_without_a_human_turn_names_the_record(tmp_path):
+    path = tmp_path / "sg.json"
+    path.write_text('[{"id": "x", "conversations": [{"from": "gpt", "value": "hello"}]}]')
+    with pytest.raises(InputError, match=r"sg.json\[0\]: field 'conversations' has no human turn"):
+        load_instructions(path)
+
+
+def test_self_instruct_appends_the_first_instance_input(tmp_path):
+    path = tmp_path / "si.jsonl"
+    path.write_text('{"id": "t1", "instruction": "Fix the grammar.", "instances": [{"input": "me go home", "output": ""}]}\n')
+    (inst,) = load_instructions(path)
+    assert inst.instruction_id == "t1" and inst.text == "Fix the grammar.\n\nme go home"
