@@ -1,0 +1,91 @@
+"""The function every Ray Train worker runs: TRL's SFT, DPO or reward trainer on the curated Parquet.
+
+Ray's TorchTrainer has already set up the process group (gloo on CPU, NCCL on GPUs) and the environment that
+transformers reads, so the TRL trainer runs data-parallel (or under DeepSpeed ZeRO when a config is given)
+without further glue. Rank 0 reports the saved HF folder (safetensors) as the Ray Train checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+
+def _training_args(cls, train, scratch: str, rank: int, extra: dict):
+    return cls(
+        output_dir=scratch, report_to="none", save_strategy="no", logging_steps=train.logging_steps,
+        learning_rate=train.learning_rate, num_train_epochs=train.epochs, max_steps=train.max_steps,
+        per_device_train_batch_size=train.per_device_batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps, warmup_steps=train.warmup,
+        lr_scheduler_type=train.lr_scheduler_type, weight_decay=train.weight_decay, seed=train.seed,
+        bf16=train.bf16, use_cpu=not train.use_gpu, gradient_checkpointing=train.gradient_checkpointing,
+        deepspeed=train.deepspeed, disable_tqdm=rank != 0, max_length=train.max_length,
+        dataloader_num_workers=0, **extra)
+
+
+def build_trainer(method: str, base: str, rows: list[dict], train, scratch: str, rank: int):
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dataset = datasets.Dataset.from_list(rows)
+    if method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        args = _training_args(SFTConfig, train, scratch, rank, {"completion_only_loss": True})
+        model = AutoModelForCausalLM.from_pretrained(base)
+        return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer), tokenizer
+    if method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = _training_args(DPOConfig, train, scratch, rank, {"beta": train.beta, "loss_type": [train.loss_type]})
+        model = AutoModelForCausalLM.from_pretrained(base)
+        return DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer), tokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    args = _training_args(RewardConfig, train, scratch, rank, {})
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer), tokenizer
+
+
+def summarise(log_history: list[dict]) -> dict:
+    """First/last training loss (and DPO reward margin / RM accuracy) from transformers' log history."""
+    steps = [e for e in log_history if "loss" in e]
+    out: dict = {"steps": max((e.get("step", 0) for e in log_history), default=0), "logged_steps": len(steps)}
+    for key, name in (("loss", "loss"), ("rewards/margins", "margin"), ("accuracy", "accuracy")):
+        values = [e[key] for e in steps if key in e]
+        if values:
+            out[f"{name}_first"], out[f"{name}_last"] = float(values[0]), float(values[-1])
+    runtime = [e["train_runtime"] for e in log_history if "train_runtime" in e]
+    if runtime:
+        out["runtime_s"] = round(float(runtime[-1]), 1)
+    return out
+
+
+def train_loop(config: dict) -> None:
+    import ray.train
+    from ray.train.huggingface.transformers import prepare_trainer
+
+    from arena_ray.train.settings import TrainConfig
+
+    rank = ray.train.get_context().get_world_rank()
+    train = TrainConfig.model_validate(config["train"])
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer, tokenizer = build_trainer(config["method"], config["base"], config["rows"], train, scratch, rank)
+        trainer = prepare_trainer(trainer)
+        trainer.train()
+        metrics = summarise(trainer.state.log_history)
+        metrics["examples"] = len(config["rows"])
+        out = Path(scratch) / "final"
+        trainer.save_model(str(out))  # collective under ZeRO-3 (gathers the shards); writes on rank 0 only
+        if rank == 0:
+            # transformers pickles its arguments next to the weights; checkpoints here hold no pickle.
+            (out / "training_args.bin").unlink(missing_ok=True)
+            tokenizer.save_pretrained(str(out))
+            (out / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
+        else:
+            ray.train.report(metrics)
