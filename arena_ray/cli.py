@@ -17,6 +17,14 @@ def _arena(args) -> int:
     return 0
 
 
+def _flywheel(args) -> int:
+    from arena_ray import config as cfg
+    from arena_ray.flywheel.loop import run_flywheel
+
+    run_flywheel(cfg.load(args.config, args.overrides), show_progress=not args.quiet)
+    return 0
+
+
 def _testset(args) -> int:
     import json
 
@@ -126,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     arena.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. instructions.limit=4")
     arena.set_defaults(func=_arena)
 
+    fly = sub.add_parser("flywheel", help="Arena Learning's loop: battle → curate → train → re-enter the arena")
+    fly.add_argument("--config", required=True, help="YAML with a 'flywheel' section (see configs/local.yaml)")
+    fly.add_argument("--quiet", action="store_true", help="no progress bars or table print")
+    fly.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. flywheel.iterations=1")
+    fly.set_defaults(func=_flywheel)
+
     testset = sub.add_parser("testset", help="WizardArena offline test sets (diverse, hard, mix) + decontamination")
     testset.add_argument("--config", required=True, help="YAML (see configs/testset.yaml)")
     testset.add_argument("--quiet", action="store_true")
@@ -185,10 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from arena_ray.arena.ledger import LedgerError
     from arena_ray.serving.deployments import DeployError
+    from arena_ray.train.registry import CheckpointError
 
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError, LedgerError, DeployError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, LedgerError, DeployError, CheckpointError) as err:
         # Bad input: one clear line, not a traceback. Everything already written stays on disk.
         print(f"arena-ray: error: {err}", file=sys.stderr)
         return 2

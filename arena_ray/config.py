@@ -13,21 +13,12 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from arena_ray.strict import InstructionFormat, RayConfig  # noqa: F401  (part of this module's API)
 from arena_ray.strict import Strict as _Strict
 
 
 class ConfigError(ValueError):
     """A config file or override is wrong; the message names the key."""
-
-
-class RayConfig(_Strict):
-    # None: use $RAY_ADDRESS if set, else start a local cluster owned by this process.
-    address: Optional[str] = None
-    # Logical CPUs of a local cluster. More than the cores: serving replicas mostly wait on their engine.
-    num_cpus: int = Field(8, ge=1)
-    namespace: str = "arena_ray"
-    dashboard_host: str = "127.0.0.1"
-    include_dashboard: bool = True
 
 
 class ServeConfig(_Strict):
@@ -36,10 +27,6 @@ class ServeConfig(_Strict):
     # Keep the model applications running after the job (for a long-lived RayService).
     keep_alive: bool = False
     deploy_timeout_s: float = Field(900.0, gt=0)
-
-
-InstructionFormat = Literal["auto", "arena_ray", "arena_hard", "fastchat", "alpaca", "sharegpt", "self_instruct",
-                            "jsonl"]
 
 
 class InstructionsConfig(_Strict):
@@ -162,6 +149,8 @@ class Config(_Strict):
     arena: ArenaConfig
     judge: JudgeConfig
     rating: RatingConfig = Field(default_factory=RatingConfig)
+    # `arena-ray flywheel` reads this section; `arena-ray arena` ignores it.
+    flywheel: Optional["FlywheelConfig"] = None
 
     @model_validator(mode="after")
     def _names_resolve(self) -> "Config":
@@ -172,6 +161,13 @@ class Config(_Strict):
             raise ValueError(f"judge.model: unknown model '{self.judge.model}' (models: {sorted(self.models)})")
         if self.models[self.judge.model].engine == "replay":
             raise ValueError(f"judge.model: '{self.judge.model}' is a replay model and cannot judge")
+        if self.flywheel is not None:
+            fw = self.flywheel
+            for name in (fw.target, *fw.competitors):
+                if name not in self.models:
+                    raise ValueError(f"flywheel: unknown model '{name}' (models: {sorted(self.models)})")
+            if self.models[fw.target].engine != "vllm":
+                raise ValueError(f"flywheel.target: '{fw.target}' must be a vllm model (its weights are trained)")
         return self
 
     def served_models(self) -> tuple[str, ...]:
@@ -195,6 +191,11 @@ class Config(_Strict):
         }
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+from arena_ray.flywheel.settings import FlywheelConfig  # noqa: E402  (a forward reference of Config)
+
+Config.model_rebuild()
 
 
 class DiverseConfig(_Strict):

@@ -1,9 +1,17 @@
 """Configs for integration tests: a tiny random vLLM model (competitor and judge) plus replay models."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import CPU_ENV, SHARED_DATA
+import psutil
+
+from tests.conftest import CPU_ENV, ROOT, SHARED_DATA
+
+CLI = [sys.executable, "-m", "arena_ray.cli"]
 
 ARENA_HARD = SHARED_DATA / "instructions" / "arena_hard_v0.1.jsonl"
 ANSWERS = SHARED_DATA / "answers" / "arena_hard_v0.1"
@@ -28,3 +36,19 @@ def tiny_config_dict(run_dir: Path, tiny_model_dir: Path, limit: int = 2, extra_
         "judge": {"model": "tiny", "max_tokens": 12, "max_answer_chars": 400},
         "rating": {"bootstrap_rounds": 20},
     }
+
+
+def run_cli(args, timeout=1500, **kw):
+    return subprocess.run(CLI + args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver and everything it started (Ray, replicas, vLLM engines): a crashed machine."""
+    sid = os.getsid(proc.pid)
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == sid:
+                p.send_signal(signal.SIGKILL)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    proc.wait(timeout=60)

@@ -5,8 +5,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from arena_ray.config import InstructionFormat, RayConfig
-from arena_ray.strict import Strict
+from arena_ray.strict import InstructionFormat, RayConfig, Strict
 
 
 class SourceConfig(Strict):
@@ -42,10 +41,15 @@ class SplitConfig(Strict):
     seed: int = 0
 
 
-class DataJob(Strict):
-    out_dir: str = "runs/data"
+class DataSpec(Strict):
+    """What to read and how to clean and split it (the flywheel embeds this; `data prepare` adds where)."""
+
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
     clean: CleanConfig = Field(default_factory=CleanConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     annotate_batch_size: int = Field(256, ge=1)
+
+
+class DataJob(DataSpec):
+    out_dir: str = "runs/data"
     ray: RayConfig = Field(default_factory=RayConfig)

@@ -2,40 +2,19 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.helpers import tiny_config_dict
+from tests.helpers import CLI, kill_session, run_cli, tiny_config_dict
 
 pytestmark = pytest.mark.e2e
-CLI = [sys.executable, "-m", "arena_ray.cli"]
-
-
-def run_cli(args, timeout=1500, **kw):
-    return subprocess.run(CLI + args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def kill_session(proc: subprocess.Popen) -> None:
-    """SIGKILL the driver and everything it started (Ray, replicas, vLLM engines): a crashed machine."""
-    sid = os.getsid(proc.pid)
-    for p in psutil.process_iter():
-        try:
-            if os.getsid(p.pid) == sid:
-                p.send_signal(signal.SIGKILL)
-        except (ProcessLookupError, psutil.Error):
-            pass
-    proc.wait(timeout=60)
 
 
 def test_embedded_default(tmp_path):

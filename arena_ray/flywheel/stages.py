@@ -1,0 +1,152 @@
+"""The flywheel's stages. Each writes its outputs, then a `done.json` with its result; a re-run finds that
+marker and returns the recorded result without redoing the work (arena runs also resume from their ledger).
+
+Layout under flywheel.dir:
+  data/                    the instruction pipeline's output (shards/D*.parquet, holdout.parquet)
+  battles/<D_k-version>/   arena run: one version vs the competitors on one shard
+  iter<i>-<method>/        curated/ (sft, dpo, rm Parquet) and model/ (the trained HF folder)
+  eval/<version>/          arena run on the offline test set; eval/answers/<version>.jsonl for replays
+  registry.jsonl           every version; summary.json / summary.md at the end
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Optional
+
+from arena_ray.arena.ledger import Ledger
+from arena_ray.arena.run import run_arena
+from arena_ray.config import Config, from_dict
+from arena_ray.data.ingest import InputError, load_instructions
+from arena_ray.data.pipeline import run_data
+from arena_ray.data.settings import DataJob
+from arena_ray.flywheel.curate import Thresholds
+from arena_ray.flywheel.export import export
+from arena_ray.flywheel.plan import Stage
+from arena_ray.train.registry import Registry
+from arena_ray.train.run import NoTrainingData, train
+
+log = logging.getLogger(__name__)
+
+
+def once(stage_dir: Path, work: Callable[[], dict]) -> dict:
+    """Run `work` unless stage_dir/done.json says it already finished; record its result there."""
+    marker = stage_dir / "done.json"
+    if marker.exists():
+        return json.loads(marker.read_text())
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    result = work()
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    tmp.replace(marker)
+    return result
+
+
+def prepare_data(config: Config, root: Path) -> dict:
+    fw = config.flywheel
+    job = DataJob(out_dir=str(root / "data"), ray=config.ray, **fw.data.model_dump())
+    return once(root / "data", lambda: run_data(job))
+
+
+def shard_path(root: Path, shard: int) -> Path:
+    path = root / "data" / "shards" / f"D{shard}.parquet"
+    if not path.exists():
+        raise InputError(f"{path}: shard D{shard} does not exist; the flywheel needs more shards "
+                         f"(flywheel.data.split.shards)")
+    if not load_instructions(path, limit=1):  # raises InputError on an empty shard
+        raise InputError(f"{path}: shard D{shard} is empty")
+    return path
+
+
+def version_model(config: Config, registry: Registry, name: str) -> dict:
+    """The model entry serving a registered version: the target's entry, its path swapped, overrides merged."""
+    entry = registry.get(name)
+    if entry is None:
+        raise InputError(f"flywheel: version '{name}' is not registered in {registry.path}")
+    base = config.models[config.flywheel.target].model_dump(mode="json")
+    return {**base, **config.flywheel.version_overrides, "path": entry.path}
+
+
+def arena_config(config: Config, run_dir: Path, instructions: Path, limit: Optional[int], target: str,
+                 models: dict[str, dict]) -> Config:
+    """An arena of `target` against every other entry of `models`, judged by the config's judge."""
+    data = config.model_dump(mode="json", exclude={"flywheel"})
+    judge = config.judge.model
+    data["run_dir"] = str(run_dir)
+    data["instructions"] = {"path": str(instructions), "limit": limit}
+    data["models"] = {**models, judge: data["models"][judge]}
+    data["arena"] = {**data["arena"], "competitors": list(models), "pairing": "target_vs_all", "target": target}
+    return from_dict(data, source=f"flywheel arena {run_dir}")
+
+
+def battle(config: Config, root: Path, registry: Registry, stage: Stage, show: bool) -> dict:
+    fw = config.flywheel
+    run_dir = root / "battles" / stage.battle_key
+    models = {stage.battle_model: version_model(config, registry, stage.battle_model),
+              **{c: config.models[c].model_dump(mode="json") for c in fw.competitors}}
+    cfg = arena_config(config, run_dir, shard_path(root, stage.shard), fw.instructions_per_shard,
+                       stage.battle_model, models)
+
+    def work() -> dict:
+        result = run_arena(cfg, show_progress=show)
+        return {"run_dir": str(run_dir), "battles": len(result.tally.battles),
+                "failed_battles": result.tally.failed_battles, "shard": stage.shard}
+    return once(run_dir, work)
+
+
+def curate_stage(config: Config, root: Path, stage: Stage, battle_dir: Path) -> dict:
+    t = config.flywheel.thresholds
+    out = root / stage.name / "curated"
+    return once(out, lambda: export(battle_dir, stage.battle_model, out, Thresholds(t.sft_gap, t.dpo_gap, t.rm_gap)))
+
+
+def train_stage(config: Config, root: Path, registry: Registry, stage: Stage) -> dict:
+    """Train, or — when curation left no data for this method — skip with a warning: a policy stage then
+    passes its input version on unchanged (registered under the output name with the same weights)."""
+    fw = config.flywheel
+    stage_dir = root / stage.name
+    base = registry.get(stage.battle_model)
+    data = stage_dir / "curated" / f"{stage.method}.parquet"
+
+    def work() -> dict:
+        target_cfg = config.models[fw.target]
+        template = target_cfg.completion_template if target_cfg.prompt_format == "completion" else None
+        try:
+            result = train(stage.method, Path(base.path), data, stage_dir / "model", fw.train.of(stage.method),
+                           completion_template=template, storage=root / "ray_train")
+        except NoTrainingData as err:
+            log.warning("%s: %s — stage skipped, %s carries on unchanged", stage.name, err, stage.battle_model)
+            return {"skipped": str(err), "path": base.path, "metrics": {}}
+        return {"path": str(result.path), "metrics": result.metrics}
+    result = once(stage_dir / "train", work)
+    registry.register(stage.output, Path(result["path"]), parent=stage.battle_model, stage=stage.method,
+                      iteration=stage.iteration, metrics=result["metrics"])
+    return result
+
+
+def eval_answers_path(root: Path, name: str) -> Path:
+    return root / "eval" / "answers" / f"{name}.jsonl"
+
+
+def evaluate(config: Config, root: Path, registry: Registry, name: str, earlier: list[str], show: bool) -> dict:
+    """`name` against the competitors and every earlier version on the offline test set. Earlier versions
+    answer from their recorded eval answers (replay), so nothing is served or generated twice."""
+    fw = config.flywheel
+    run_dir = root / "eval" / name
+    instructions = Path(fw.eval_instructions) if fw.eval_instructions else root / "data" / "holdout.parquet"
+    models = {name: version_model(config, registry, name),
+              **{c: config.models[c].model_dump(mode="json") for c in fw.competitors},
+              **{v: {"engine": "replay", "path": str(eval_answers_path(root, v)), "num_cpus": 0.1} for v in earlier}}
+    cfg = arena_config(config, run_dir, instructions, fw.eval_limit, name, models)
+
+    def work() -> dict:
+        result = run_arena(cfg, show_progress=show)
+        answers = eval_answers_path(root, name)
+        answers.parent.mkdir(parents=True, exist_ok=True)
+        with answers.open("w") as fh:
+            for g in Ledger(run_dir).generations():
+                if g.model == name and not g.error:
+                    fh.write(json.dumps({"question_id": g.instruction_id, "text": g.text}) + "\n")
+        return {"run_dir": str(run_dir), "battles": len(result.tally.battles)}
+    return once(run_dir, work)

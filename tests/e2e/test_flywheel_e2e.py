@@ -1,0 +1,89 @@
+"""`arena-ray flywheel` end to end on a tiny configuration (tiny random target and judge, replay competitors,
+real arena-hard data): two iterations of sft → dpo, killed with SIGKILL mid-run and resumed."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from arena_ray.arena.ledger import Ledger
+from arena_ray.train.registry import Registry
+from tests.conftest import CPU_ENV, SHARED_DATA
+from tests.helpers import CLI, ROOT, kill_session, run_cli, tiny_config_dict
+
+pytestmark = pytest.mark.e2e
+
+
+def flywheel_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    data = tiny_config_dict(tmp_path / "unused-arena-run", tiny_model_dir)
+    data["arena"]["flush_every"] = 1
+    fast = {"max_steps": 2, "per_device_batch_size": 2, "max_length": 1024, "cpus_per_worker": 2,
+            "learning_rate": 1e-4}
+    data["flywheel"] = {
+        "dir": str(tmp_path / "fw"), "target": "tiny", "competitors": ["gpt-4-0314", "gpt-3.5-turbo-0125"],
+        "iterations": 2, "stages": ["sft", "dpo"], "instructions_per_shard": 2, "eval_limit": 2,
+        "data": {"sources": [{"path": str(SHARED_DATA / "instructions" / "arena_hard_v0.1.jsonl"), "limit": 40}],
+                 "split": {"shards": 4, "holdout": 4}},
+        # A random judge rarely opens a 2-3 point gap: keep every decided battle so training data flows.
+        "thresholds": {"sft_gap": 0.0, "dpo_gap": 0.0, "rm_gap": 0.0},
+        "train": {"sft": fast, "dpo": {**fast, "learning_rate": 1e-5}},
+        "version_overrides": {"env": CPU_ENV},
+    }
+    path = tmp_path / "flywheel.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"flywheel exited early: {proc.stdout.read()[-3000:] if proc.stdout else ''}"
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout}s"
+        time.sleep(1)
+
+
+def test_flywheel_two_iterations_killed_and_resumed(tmp_path, tiny_model_dir):
+    cfg = flywheel_config(tmp_path, tiny_model_dir)
+    fw = tmp_path / "fw"
+    # First run: SIGKILL the whole process tree once the first SFT model is trained and the DPO battle began.
+    proc = subprocess.Popen(CLI + ["flywheel", "--config", str(cfg)], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(fw / "battles" / "D1-tiny@1-sft" / "run.json", proc, timeout=900)
+    kill_session(proc)
+    sft_done = fw / "iter1-sft" / "train" / "done.json"
+    assert sft_done.exists() and not (fw / "iter1-dpo" / "train" / "done.json").exists()
+    stamps = {p: p.stat().st_mtime_ns for p in fw.rglob("done.json")}
+    d0_answers = len(Ledger(fw / "battles" / "D0-tiny@0").generations())
+
+    # Second run: continues at the DPO stage of iteration 1 and finishes.
+    out = run_cli(["flywheel", "--config", str(cfg)], timeout=1500)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a finished stage ran again"
+    assert len(Ledger(fw / "battles" / "D0-tiny@0").generations()) == d0_answers
+
+    registry = Registry(fw)
+    names = [v.name for v in registry.versions()]
+    assert names == ["tiny@0", "tiny@1-sft", "tiny@1", "tiny@2-sft", "tiny@2"]
+    trained = [v for v in registry.versions() if v.stage in ("sft", "dpo")]
+    assert all(v.metrics.get("steps") == 2 for v in trained), [v.metrics for v in trained]
+    assert len({v.digest for v in registry.versions()}) == 5  # every stage changed the weights
+
+    summary = json.loads((fw / "summary.json").read_text())
+    rows = summary["iterations"]
+    assert [r["version"] for r in rows] == ["tiny@0", "tiny@1", "tiny@2"]
+    assert all(r["rating"] is not None and r["ci"][0] <= r["rating"] <= r["ci"][1] for r in rows)
+    assert [s["method"] for s in rows[1]["stages"]] == ["sft", "dpo"]
+    assert all(s["battles"] > 0 and s["loss_first"] is not None for r in rows[1:] for s in r["stages"])
+    assert set(rows[2]["win_rate"]) == {"gpt-4-0314", "gpt-3.5-turbo-0125"}
+    # tiny@2 was rated against the competitors and both earlier versions (replayed from their eval answers).
+    board = json.loads((fw / "eval" / "tiny@2" / "leaderboard.json").read_text())
+    assert {"tiny@0", "tiny@1", "tiny@2"} <= set(board["models"])
+    table = (fw / "summary.md").read_text()
+    assert "| 2 | tiny@2 | sft |" in table and "win vs gpt-4-0314" in table
+    assert "tiny@2" in out.stdout  # the table was printed
+    # The shards used were disjoint from the held-out eval set.
+    assert json.loads((fw / "data" / "done.json").read_text())["holdout"] == 4
