@@ -100,6 +100,8 @@ class ArenaConfig(_Strict):
     retry_backoff_s: float = Field(1.0, ge=0)
     # None: the judge's replicas * max_ongoing_requests (every judge replica kept full, no more).
     max_in_flight_judgments: Optional[int] = Field(None, ge=1)
+    # Ray restarts a dead coordinator this many times; each new one resumes from the ledger.
+    coordinator_restarts: int = Field(3, ge=0)
     flush_every: int = Field(32, ge=1)
     flush_interval_s: float = Field(5.0, gt=0)
 

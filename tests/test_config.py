@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_shipped_configs_load():
     import yaml
+
     from arena_ray.data.settings import DataJob
 
     for path in sorted((ROOT / "configs").glob("*.yaml")):

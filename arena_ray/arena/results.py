@@ -22,13 +22,21 @@ def write_battles(path: Path, battles: Sequence[Battle]) -> None:
     tmp.replace(path)
 
 
+def outcome(config: Config, ledger: Ledger, plan: Sequence[PlannedBattle], judgments=None) -> Tally:
+    return tally(plan, judgments if judgments is not None else ledger.judgments(), ledger.generations(),
+                 max_attempts=config.judge.max_attempts, disagreement=config.judge.disagreement,
+                 tie_margin=config.judge.tie_margin, use_weighted=config.judge.logprob_weighted)
+
+
+def disagreement_rate(result: Tally) -> float:
+    return round(result.inconsistent / max(1, len(result.battles) + result.discarded), 4)
+
+
 def finalize(config: Config, run_dir: Path, plan: Sequence[PlannedBattle], run_stats: dict) -> tuple[Tally, list[Rating]]:
     ledger = Ledger(run_dir)
     ledger.consolidate()
     judgments = ledger.judgments()
-    result = tally(plan, judgments, ledger.generations(), max_attempts=config.judge.max_attempts,
-                   disagreement=config.judge.disagreement, tie_margin=config.judge.tie_margin,
-                   use_weighted=config.judge.logprob_weighted)
+    result = outcome(config, ledger, plan, judgments)
     write_battles(run_dir / "battles.jsonl", result.battles)
     ratings: list[Rating] = []
     if result.battles:
@@ -40,7 +48,7 @@ def finalize(config: Config, run_dir: Path, plan: Sequence[PlannedBattle], run_s
     summary = {"planned_battles": len(plan), "battles": len(result.battles), "failed_battles": result.failed_battles,
                "pending_battles": result.pending, "inconsistent_battles": result.inconsistent,
                "discarded_battles": result.discarded,
-               "position_disagreement_rate": round(result.inconsistent / max(1, len(result.battles) + result.discarded), 4),
+               "position_disagreement_rate": disagreement_rate(result),
                "judge_attempts": len(judgments), "parse_failures": len(judgments) - parsed,
                "logprob_weighted_games": weighted, "judge": config.judge.model, "prompt_version": config.judge.prompt}
     leaderboard.write(run_dir, ratings, result.failed_by_model, {"summary": summary})

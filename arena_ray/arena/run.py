@@ -11,11 +11,12 @@ from pathlib import Path
 import ray
 from tqdm import tqdm
 
-from arena_ray.arena.coordinator import start_coordinator
+from arena_ray.arena.coordinator import count_events, start_coordinator
 from arena_ray.arena.ledger import Ledger, save_instructions
+from arena_ray.arena.metrics import ArenaMetrics
 from arena_ray.arena.pairing import PlannedBattle, model_pairs, plan_battles
 from arena_ray.arena.progress import Tally, remaining_work
-from arena_ray.arena.results import finalize
+from arena_ray.arena.results import disagreement_rate, finalize, outcome
 from arena_ray.arena.scheduler import JudgeSettings, RetrySettings
 from arena_ray.cluster import ray_session
 from arena_ray.config import Config, ConfigError, dump
@@ -68,6 +69,10 @@ def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
     return JudgeSettings(name=j.model, template=template, sampling=sampling, retry_temperature=j.retry_temperature,
                          max_attempts=j.max_attempts, max_answer_chars=j.max_answer_chars,
                          max_in_flight=config.arena.max_in_flight_judgments)
+
+
+def coordinator_name(run_dir: Path) -> str:
+    return f"arena-coordinator:{run_dir.resolve()}"
 
 
 def capacity(config: Config, name: str) -> int:
@@ -135,7 +140,9 @@ def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instructi
         # --- run
         try:
             a = config.arena
+            starts_before = count_events(run_dir, "coordinator_start")
             coordinator = start_coordinator(
+                name=coordinator_name(run_dir), max_restarts=a.coordinator_restarts,
                 run_dir=str(run_dir.resolve()), instructions=instructions, plan=plan,
                 competitors={n: (handles[n], capacity(config, n)) for n in config.arena.competitors},
                 judge=(handles[config.judge.model], capacity(config, config.judge.model)),
@@ -143,12 +150,22 @@ def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instructi
                 retry=RetrySettings(a.request_timeout_s, a.max_retries, a.retry_backoff_s),
                 flush_every=a.flush_every, flush_interval_s=a.flush_interval_s)
             stats = watch(coordinator, show_progress)
+            stats["coordinator_restarts"] = count_events(run_dir, "coordinator_start") - starts_before - 1
+            export_outcome(config, run_dir, plan)
         # --- cleanup
         finally:
             if not config.serve.keep_alive:
                 undeploy(served)
     stats["deploy_s"] = round(deploy_s, 1)
     return stats
+
+
+def export_outcome(config: Config, run_dir: Path, plan: list[PlannedBattle]) -> None:
+    """Battles decided and the position-swap disagreement rate, as gauges, while the cluster is still up."""
+    result = outcome(config, Ledger(run_dir), plan)
+    metrics = ArenaMetrics(run_dir.name)
+    metrics.set("arena_battles", len(result.battles))
+    metrics.set("arena_position_disagreement_rate", disagreement_rate(result))
 
 
 def _throughput_line(stats: dict) -> str:

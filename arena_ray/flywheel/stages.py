@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from arena_ray.arena.ledger import Ledger
+from arena_ray.arena.metrics import ArenaMetrics
 from arena_ray.arena.run import run_arena
 from arena_ray.config import Config, from_dict
 from arena_ray.data.ingest import InputError, load_instructions
@@ -120,8 +121,9 @@ def train_stage(config: Config, root: Path, registry: Registry, stage: Stage) ->
             return {"skipped": str(err), "path": base.path, "metrics": {}}
         return {"path": str(result.path), "metrics": result.metrics}
     result = once(stage_dir / "train", work)
-    registry.register(stage.output, Path(result["path"]), parent=stage.battle_model, stage=stage.method,
-                      iteration=stage.iteration, metrics=result["metrics"])
+    entry = registry.register(stage.output, Path(result["path"]), parent=stage.battle_model, stage=stage.method,
+                              iteration=stage.iteration, metrics=result["metrics"])
+    ArenaMetrics(root.name).set("arena_weight_version", entry.version, role=stage.output)
     return result
 
 

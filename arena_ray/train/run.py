@@ -96,7 +96,7 @@ def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConf
     storage = Path(storage or out.parent / "ray_train").resolve()
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"method": method, "base": str(Path(base).resolve()), "rows": rows,
+        train_loop_config={"method": method, "base": str(Path(base).resolve()), "rows": rows, "run": out.name,
                            "train": settings.model_dump(mode="json")},
         scaling_config=ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu,
                                      resources_per_worker={"CPU": settings.cpus_per_worker}),

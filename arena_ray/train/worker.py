@@ -51,6 +51,28 @@ def build_trainer(method: str, base: str, rows: list[dict], train, scratch: str,
     return RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer), tokenizer
 
 
+def metrics_callback(run: str, method: str):
+    """A transformers callback that mirrors training logs into Ray metrics (dashboard, Prometheus)."""
+    from ray.util.metrics import Gauge
+    from transformers import TrainerCallback
+
+    keys = ("run", "method")
+    gauges = {"loss": Gauge("arena_train_loss", "training loss", tag_keys=keys),
+              "grad_norm": Gauge("arena_train_grad_norm", "gradient norm", tag_keys=keys),
+              "rewards/margins": Gauge("arena_train_dpo_margin", "DPO implicit reward margin", tag_keys=keys),
+              "train_samples_per_second": Gauge("arena_train_samples_per_s", "training throughput", tag_keys=keys),
+              "step": Gauge("arena_train_step", "optimiser step", tag_keys=keys)}
+    tags = {"run": run, "method": method}
+
+    class RayMetrics(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            for key, value in {**(logs or {}), "step": state.global_step}.items():
+                if key in gauges and isinstance(value, (int, float)):
+                    gauges[key].set(float(value), tags=tags)
+
+    return RayMetrics()
+
+
 def summarise(log_history: list[dict]) -> dict:
     """First/last training loss (and DPO reward margin / RM accuracy) from transformers' log history."""
     steps = [e for e in log_history if "loss" in e]
@@ -75,6 +97,8 @@ def train_loop(config: dict) -> None:
     train = TrainConfig.model_validate(config["train"])
     with tempfile.TemporaryDirectory() as scratch:
         trainer, tokenizer = build_trainer(config["method"], config["base"], config["rows"], train, scratch, rank)
+        if rank == 0:
+            trainer.add_callback(metrics_callback(config.get("run", ""), config["method"]))
         trainer = prepare_trainer(trainer)
         trainer.train()
         metrics = summarise(trainer.state.log_history)

@@ -1,0 +1,95 @@
+"""Load: 10k → 100k scheduled battles through the coordinator's scheduler with instant fake engines.
+
+Every battle is real work for the scheduler — two answers generated once per (instruction, model), two judge
+games built from the judge template, parsed, combined, streamed to the Parquet ledger — only the models are
+instant (testing/fakes.py), so what is timed is the scheduling overhead. Each size runs in a fresh process
+so peak memory is that size's own. Prints µs per battle and peak memory per size, and the ratios of the
+largest to the smallest size (flat overhead: time ratio ≈ 1; memory: growth per battle).
+
+    .venv/bin/python benchmarks/coordinator_load.py [--sizes 10000 30000 100000] [--flush-every 512]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODELS = {"m1": 1, "m2": 2, "m3": 3, "m4": 4}   # 4 models, all pairs: 6 battles per instruction
+
+
+class InstantClient:
+    def __init__(self, engine, capacity: int):
+        self.engine, self.capacity = engine, capacity
+
+    async def generate(self, request):
+        return await self.engine.generate(request)
+
+
+def one_size(battles: int, flush_every: int) -> dict:
+    from arena_ray.arena.ledger import Ledger
+    from arena_ray.arena.pairing import model_pairs, plan_battles
+    from arena_ray.arena.progress import tally
+    from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings, RetrySettings
+    from arena_ray.judging.prompts import load_template
+    from arena_ray.records import Instruction, SamplingSpec
+    from arena_ray.testing.fakes import EchoEngine, LengthJudge
+
+    template = load_template("pairwise-v1")
+    n_instr = battles // 6
+    instructions = [Instruction(f"q{i}", f"Question {i}: explain topic number {i} briefly.", "load")
+                    for i in range(n_instr)]
+    plan = list(plan_battles([i.instruction_id for i in instructions], model_pairs(list(MODELS), "all_pairs"),
+                             "judge", template.version))
+    competitors = {m: InstantClient(EchoEngine(repeat=r), 64) for m, r in MODELS.items()}
+    settings = JudgeSettings("judge", template, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory() as tmp:
+        sched = BattleScheduler(instructions, plan, competitors, InstantClient(LengthJudge(), 256), settings,
+                                RetrySettings(request_timeout_s=60, max_retries=0, backoff_s=0.0), Ledger(tmp),
+                                flush_every=flush_every, flush_interval_s=5.0)
+        start = time.perf_counter()
+        asyncio.run(sched.run())
+        elapsed = time.perf_counter() - start
+        ledger = Ledger(tmp)
+        result = tally(plan, ledger.judgments(), ledger.generations(), max_attempts=3, disagreement="average",
+                       tie_margin=0.0, use_weighted=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    assert len(result.battles) == len(plan), (len(result.battles), len(plan))
+    return {"battles": len(plan), "seconds": round(elapsed, 2), "us_per_battle": round(1e6 * elapsed / len(plan), 1),
+            "peak_rss_mib": round(peak / 1024, 1), "rss_growth_mib": round((peak - rss_before) / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--flush-every", type=int, default=512)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_size(args.one, args.flush_every)))
+        return
+    rows = []
+    for n in args.sizes:
+        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--flush-every", str(args.flush_every)],
+                             capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{'battles':>8} {'s':>7} {'µs/battle':>10} {'peak RSS MiB':>13} {'growth MiB':>11} {'KiB/battle':>11}")
+    for r in rows:
+        print(f"{r['battles']:>8} {r['seconds']:>7} {r['us_per_battle']:>10} {r['peak_rss_mib']:>13} "
+              f"{r['rss_growth_mib']:>11} {1024 * r['rss_growth_mib'] / r['battles']:>11.2f}")
+    small, large = rows[0], rows[-1]
+    print(f"\noverhead per battle, {large['battles']} vs {small['battles']} battles: "
+          f"{large['us_per_battle'] / small['us_per_battle']:.2f}x (1.00 = flat)")
+    print(f"memory per battle, {large['battles']} vs {small['battles']}: "
+          f"{(large['rss_growth_mib'] / large['battles']) / max(small['rss_growth_mib'] / small['battles'], 1e-9):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
