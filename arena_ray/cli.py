@@ -25,6 +25,13 @@ def _flywheel(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from arena_ray.report.html import write_report
+
+    print(f"wrote {write_report(args.run, args.out)}")
+    return 0
+
+
 def _testset(args) -> int:
     import json
 
@@ -139,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     fly.add_argument("--quiet", action="store_true", help="no progress bars or table print")
     fly.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. flywheel.iterations=1")
     fly.set_defaults(func=_flywheel)
+
+    rep = sub.add_parser("report", help="a self-contained HTML report of an arena run or a flywheel dir")
+    rep.add_argument("run", help="an arena run directory or a flywheel dir")
+    rep.add_argument("--out", help="HTML file (default: RUN/report.html)")
+    rep.set_defaults(func=_report)
 
     testset = sub.add_parser("testset", help="WizardArena offline test sets (diverse, hard, mix) + decontamination")
     testset.add_argument("--config", required=True, help="YAML (see configs/testset.yaml)")

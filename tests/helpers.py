@@ -1,10 +1,12 @@
 """Configs for integration tests: a tiny random vLLM model (competitor and judge) plus replay models."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import psutil
@@ -52,3 +54,34 @@ def kill_session(proc: subprocess.Popen) -> None:
         except (ProcessLookupError, psutil.Error):
             pass
     proc.wait(timeout=60)
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint: records (path, Authorization, body); chat answers "7" with logprobs."""
+
+    seen: list = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOpenAI.seen.append((self.path, self.headers.get("Authorization"), body))
+        if self.path.endswith("/chat/completions"):
+            logprobs = {"content": [{"token": "7", "logprob": -0.1, "bytes": None,
+                                     "top_logprobs": [{"token": "7", "logprob": -0.1, "bytes": None},
+                                                      {"token": "8", "logprob": -2.4, "bytes": None}]}]}
+            choice = {"index": 0, "finish_reason": "stop", "logprobs": logprobs,
+                      "message": {"role": "assistant", "content": "7"}}
+            payload = {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+                       "choices": [choice], "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
+        else:
+            payload = {"id": "c", "object": "text_completion", "created": 0, "model": body["model"],
+                       "choices": [{"index": 0, "text": " four", "finish_reason": "stop", "logprobs": None}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass

@@ -100,7 +100,8 @@ class Meter:
         return {"requests": self.requests, "completion_tokens": self.completion_tokens, "busy_s": round(span, 3),
                 "tokens_per_s": round(self.completion_tokens / span, 2) if span else 0.0,
                 "mean_in_flight": round(self._busy_integral / span, 2) if span else 0.0,
-                "capacity": self.capacity, "retries": self.retries, "failures": self.failures}
+                "capacity": self.capacity, "in_flight": self.in_flight, "retries": self.retries,
+                "failures": self.failures}
 
 
 @dataclass

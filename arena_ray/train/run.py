@@ -100,7 +100,7 @@ def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConf
                            "train": settings.model_dump(mode="json")},
         scaling_config=ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu,
                                      resources_per_worker={"CPU": settings.cpus_per_worker}),
-        run_config=RunConfig(name=out.name, storage_path=str(storage)),
+        run_config=RunConfig(name=f"{out.parent.name}-{out.name}", storage_path=str(storage)),
     )
     result = trainer.fit()
     if result.checkpoint is None:

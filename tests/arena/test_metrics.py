@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from arena_ray.arena.metrics import Update, updates
+from arena_ray.arena.scheduler import Meter
 
 
 def summary(games_done=0, failed=0, parse=0, gens=0, retries=0, in_flight=0, tps=0.0):
-    meter = {"in_flight": in_flight, "tokens_per_s": tps, "retries": retries}
+    meter = Meter(capacity=4, retries=retries, in_flight=in_flight).summary()  # the scheduler's real shape
+    meter["tokens_per_s"] = tps
     return {"generations_done": gens, "games_done": games_done, "games_failed": failed, "parse_failures": parse,
             "meters": {"judge": meter}}
 

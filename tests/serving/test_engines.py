@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from arena_ray.config import ModelConfig
 from arena_ray.records import ChatMessage, GenerationRequest, SamplingSpec
 from arena_ray.serving.engines import MissingAnswer, OpenAIEngine, ReplayEngine, completion_prompt, with_system_prompt
-from tests.helpers import ANSWERS
+from tests.helpers import ANSWERS, FakeOpenAI
 
 Q = (ChatMessage("user", "What is 2+2?"),)
 
@@ -36,41 +36,12 @@ def test_prompt_formats():
     assert with_system_prompt(own, base)[0]["content"] == "Judge."  # the caller's system prompt wins
 
 
-class _Handler(BaseHTTPRequestHandler):
-    seen: list = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _Handler.seen.append((self.path, self.headers.get("Authorization"), body))
-        if self.path.endswith("/chat/completions"):
-            logprobs = {"content": [{"token": "7", "logprob": -0.1, "bytes": None,
-                                     "top_logprobs": [{"token": "7", "logprob": -0.1, "bytes": None},
-                                                      {"token": "8", "logprob": -2.4, "bytes": None}]}]}
-            choice = {"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                      "message": {"role": "assistant", "content": "7"}}
-            payload = {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                       "choices": [choice], "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
-        else:
-            payload = {"id": "c", "object": "text_completion", "created": 0, "model": body["model"],
-                       "choices": [{"index": 0, "text": " four", "finish_reason": "stop", "logprobs": None}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def openai_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    _Handler.seen = []
+    FakeOpenAI.seen = []
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
 
@@ -82,7 +53,7 @@ def test_openai_chat_with_logprobs_and_key_from_env(openai_server, monkeypatch):
     out = asyncio.run(OpenAIEngine(cfg).generate(GenerationRequest("r", Q, SamplingSpec(max_tokens=8, top_logprobs=2))))
     assert out.text == "7" and out.completion_tokens == 1
     assert out.logprobs[0].token == "7" and out.logprobs[0].top[1] == ("8", -2.4)
-    path, auth, body = _Handler.seen[0]
+    path, auth, body = FakeOpenAI.seen[0]
     assert path == "/v1/chat/completions" and auth == "Bearer sk-secret"
     assert body["model"] == "judge-x" and body["max_tokens"] == 8 and body["top_logprobs"] == 2
     assert "sk-secret" not in json.dumps(cfg.model_dump())  # the config names the variable, never the key
@@ -93,7 +64,7 @@ def test_openai_completion_format(openai_server):
                       openai={"base_url": openai_server, "model": "base-x"})
     out = asyncio.run(OpenAIEngine(cfg).generate(GenerationRequest("r", Q)))
     assert out.text == " four"
-    path, _, body = _Handler.seen[0]
+    path, _, body = FakeOpenAI.seen[0]
     assert path == "/v1/completions" and body["prompt"] == "Q: What is 2+2?\nA:"
 
 

@@ -1,0 +1,57 @@
+"""The coordinator's and driver's metrics reach Prometheus: a local Ray with a metrics export port, a small
+arena (instant fake engines deployed as Serve apps), then the node's /metrics endpoint is scraped."""
+from __future__ import annotations
+
+import re
+import socket
+import time
+import urllib.request
+
+import pytest
+import ray
+
+from arena_ray.arena.run import run_arena
+from arena_ray.config import from_dict
+from arena_ray.testing.fakes import LengthJudge
+from tests.helpers import tiny_config_dict
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int, wanted: tuple[str, ...], timeout: float = 90) -> str:
+    deadline, text = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        if all(w in text for w in wanted):
+            return text
+        time.sleep(2)
+    raise AssertionError(f"missing {[w for w in wanted if w not in text]} after {timeout}s")
+
+
+def test_arena_metrics_are_scraped(tmp_path, tiny_model_dir):
+    port = free_port()
+    ray.init(num_cpus=8, include_dashboard=False, namespace="arena_ray_metrics", _metrics_export_port=port)
+    try:
+        data = tiny_config_dict(tmp_path / "metrics-run", tiny_model_dir, limit=3)
+        data["serve"] = {"http_port": free_port()}
+        result = run_arena(from_dict(data), show_progress=False, engine_factories={"tiny": lambda cfg: LengthJudge()})
+        assert len(result.tally.battles) == 9
+        text = scrape(port, ("ray_arena_judge_games_done", "ray_arena_position_disagreement_rate",
+                             "ray_arena_tokens_per_s", "ray_arena_battles"))
+    finally:
+        from ray import serve
+        serve.shutdown()
+        ray.shutdown()
+    games = [float(v) for v in re.findall(r'^ray_arena_judge_games_done_total\{[^}]*run="metrics-run"[^}]*\} (\S+)',
+                                          text, re.M)]
+    assert games and sum(games) == 18
+    battles = re.findall(r'^ray_arena_battles\{[^}]*run="metrics-run"[^}]*\} (\S+)', text, re.M)
+    assert battles and float(battles[-1]) == 9
+    assert 'role="judge"' in text
+
