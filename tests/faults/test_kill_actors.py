@@ -21,7 +21,9 @@ pytestmark = pytest.mark.faults
 
 def config(run_dir: Path, tiny_model_dir: Path):
     data = tiny_config_dict(run_dir, tiny_model_dir, limit=4)
-    data["models"]["tiny-b"] = {**data["models"]["tiny"]}  # a second served competitor (same weights)
+    # A second served competitor (same weights) that answers one request at a time with long answers, so that
+    # it is still generating when it is killed.
+    data["models"]["tiny-b"] = {**data["models"]["tiny"], "max_ongoing_requests": 1, "max_tokens": 256}
     data["arena"] = {"competitors": ["tiny", "tiny-b", "gpt-4-0314", "gpt-3.5-turbo-0125"], "flush_every": 1,
                      "flush_interval_s": 0.5, "max_retries": 6, "retry_backoff_s": 1.0, "request_timeout_s": 120}
     data["serve"] = {"http_port": 8011}
@@ -106,9 +108,13 @@ def test_kill_mid_run(target, reference, tiny_model_dir, tmp_path, fault_table):
     worker.start()
     watcher.start()
     deadline = time.monotonic() + 300
-    while watcher.judgments < 6:  # mid-run: some games are recorded
+    def mid_run() -> bool:  # some results recorded, the killed part still has work
+        if target == "tiny-b":
+            return any(model == "tiny-b" for _, model in watcher.generations)
+        return watcher.judgments >= 6
+    while not mid_run():
         assert worker.is_alive() and time.monotonic() < deadline, "the run ended before the fault"
-        time.sleep(0.1)
+        time.sleep(0.05)
     before = set(watcher.generations)
     kill(target, run)
     worker.join(timeout=600)
@@ -124,5 +130,7 @@ def test_kill_mid_run(target, reference, tiny_model_dir, tmp_path, fault_table):
     retried = sum(m["retries"] for m in result.stats["meters"].values()) + result.stats["coordinator_restarts"]
     if target == "coordinator":
         assert result.stats["coordinator_restarts"] == 1
+    else:
+        assert retried > 0, "the killed replica had requests in flight; they must have been retried"
     fault_table.append({"fault": f"ray.kill {target}", "expected": len(expected), "recorded": len(set(got)),
                         "lost": len(expected - set(got)), "duplicated": len(got) - len(set(got)), "retried": retried})
