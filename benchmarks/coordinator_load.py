@@ -3,7 +3,8 @@
 Every battle is real work for the scheduler — two answers generated once per (instruction, model), two judge
 games built from the judge template, parsed, combined, streamed to the Parquet ledger — only the models are
 instant (testing/fakes.py), so what is timed is the scheduling overhead. Each size runs in a fresh process
-so peak memory is that size's own. Prints µs per battle and peak memory per size, and the ratios of the
+so peak memory is that size's own (measured when the scheduler finishes, before the check that reads the
+ledger back). Prints µs per battle and peak memory per size, and the ratios of the
 largest to the smallest size (flat overhead: time ratio ≈ 1; memory: growth per battle).
 
     .venv/bin/python benchmarks/coordinator_load.py [--sizes 10000 30000 100000] [--flush-every 512]
@@ -56,13 +57,13 @@ def one_size(battles: int, flush_every: int) -> dict:
         start = time.perf_counter()
         asyncio.run(sched.run())
         elapsed = time.perf_counter() - start
+        peak_run = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the scheduler's own peak, before tally
         ledger = Ledger(tmp)
         result = tally(plan, ledger.judgments(), ledger.generations(), max_attempts=3, disagreement="average",
                        tie_margin=0.0, use_weighted=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     assert len(result.battles) == len(plan), (len(result.battles), len(plan))
     return {"battles": len(plan), "seconds": round(elapsed, 2), "us_per_battle": round(1e6 * elapsed / len(plan), 1),
-            "peak_rss_mib": round(peak / 1024, 1), "rss_growth_mib": round((peak - rss_before) / 1024, 1)}
+            "peak_rss_mib": round(peak_run / 1024, 1), "rss_growth_mib": round((peak_run - rss_before) / 1024, 1)}
 
 
 def main() -> None:
