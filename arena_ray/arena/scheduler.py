@@ -115,10 +115,48 @@ class Counters:
     meters: dict[str, Meter] = field(default_factory=dict)
 
 
+class InstructionWindow:
+    """Admits instructions to generation in plan order, at most `size` unfinished at a time: answers are held
+    only until an instruction's games are all settled, so memory stays bounded however long the run.
+
+    Admission in one global order cannot deadlock: every admitted instruction precedes, in every model's
+    queue, any instruction a worker is waiting to admit, so its answers always come."""
+
+    def __init__(self, order: Sequence[str], pending: dict[str, int], size: int):
+        self.order, self.pending, self.size = list(order), pending, size
+        self.next = 0
+        self.open: set[str] = set()
+        self.closed: set[str] = set()
+        self.changed = asyncio.Condition()
+        self._admit()
+
+    def _admit(self) -> None:
+        while self.next < len(self.order) and len(self.open) < self.size:
+            self.open.add(self.order[self.next])
+            self.next += 1
+
+    async def enter(self, iid: str) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: iid in self.open or iid in self.closed)
+
+    async def settle(self, iid: str, games: int = 1) -> bool:
+        """Count settled games; True when the instruction has none left (its answers can go)."""
+        self.pending[iid] -= games
+        if self.pending[iid] > 0:
+            return False
+        async with self.changed:
+            self.open.discard(iid)
+            self.closed.add(iid)
+            self._admit()
+            self.changed.notify_all()
+        return True
+
+
 class BattleScheduler:
     def __init__(self, instructions: Sequence[Instruction], plan: Sequence[PlannedBattle],
                  competitors: dict[str, ModelClient], judge: ModelClient, judge_settings: JudgeSettings,
-                 retry: RetrySettings, ledger: Ledger, flush_every: int = 32, flush_interval_s: float = 5.0):
+                 retry: RetrySettings, ledger: Ledger, flush_every: int = 32, flush_interval_s: float = 5.0,
+                 window: Optional[int] = None):
         self.text = {i.instruction_id: i.text for i in instructions}
         self.plan, self.competitors, self.judge = plan, competitors, judge
         self.js, self.retry, self.ledger = judge_settings, retry, ledger
@@ -129,12 +167,31 @@ class BattleScheduler:
         self.counters.meters["judge"] = Meter(capacity=judge_capacity)
         self._buffers: dict[str, list] = {"generations": [], "judgments": []}
         self._flush_lock = asyncio.Lock()
+        self.window_size = window
 
     # ---- plan what is left -------------------------------------------------------------------------------
     def _load(self):
         generations = self.ledger.generations()
-        self.answers = {(g.instruction_id, g.model): g for g in generations}
-        return remaining_work(self.plan, generations, self.ledger.judgments(), self.js.max_attempts)
+        games, needed = remaining_work(self.plan, generations, self.ledger.judgments(), self.js.max_attempts)
+        open_ids = {pb.instruction_id for pb, _, _ in games}
+        self.answers = {(g.instruction_id, g.model): g for g in generations if g.instruction_id in open_ids}
+        return games, needed
+
+    def _window(self, games, needed) -> InstructionWindow:
+        pending: dict[str, int] = defaultdict(int)
+        for pb, _, _ in games:
+            pending[pb.instruction_id] += 1
+        to_generate = {iid for ids in needed.values() for iid in ids}
+        order = list(dict.fromkeys(pb.instruction_id for pb, _, _ in games if pb.instruction_id in to_generate))
+        # Enough instructions in flight to keep every competitor and the judge busy, and no more.
+        size = self.window_size or max(8, 2 * self.counters.meters["judge"].capacity
+                                       + sum(c.capacity for c in self.competitors.values()))
+        return InstructionWindow(order, pending, size)
+
+    async def _settle(self, iid: str, games: int = 1) -> None:
+        if await self.window.settle(iid, games):
+            for model in self.competitors:
+                self.answers.pop((iid, model), None)
 
     # ---- run ---------------------------------------------------------------------------------------------
     async def run(self) -> dict:
@@ -143,8 +200,9 @@ class BattleScheduler:
         self.counters.generations_total = sum(len(v) for v in needed.values())
         waiting: dict[tuple[str, str], list] = defaultdict(list)
         self.judge_queue: asyncio.Queue = asyncio.Queue()
+        self.window = self._window(games, needed)
         for game in games:
-            self._route(game, waiting)
+            await self._route(game, waiting)
         workers = []
         for model, ids in needed.items():
             queue: asyncio.Queue = asyncio.Queue()
@@ -164,7 +222,7 @@ class BattleScheduler:
         self.counters.games_total -= sum(len(v) for v in waiting.values())  # games whose answer never came
         return self.summary()
 
-    def _route(self, game, waiting) -> None:
+    async def _route(self, game, waiting) -> None:
         """Queue a game if both answers exist; else park it on the first missing answer."""
         pb = game[0]
         for m in (pb.model_a, pb.model_b):
@@ -174,6 +232,7 @@ class BattleScheduler:
                 return
             if gen.error:
                 self.counters.games_total -= 1  # no answer, no game: tallied as a failed battle
+                await self._settle(pb.instruction_id)
                 return
         self.judge_queue.put_nowait(game)
 
@@ -204,6 +263,7 @@ class BattleScheduler:
         meter = self.counters.meters[model]
         while not queue.empty():
             iid = queue.get_nowait()
+            await self.window.enter(iid)
             request = GenerationRequest(f"gen-{model}-{iid}", (ChatMessage("user", self.text[iid]),), None, iid)
             try:
                 c = await self._call(self.competitors[model], request, meter)
@@ -212,12 +272,17 @@ class BattleScheduler:
             except self.retry.permanent as err:
                 gen = Generation(iid, model, "", None, None, 0.0, "error", error=str(err)[:500])
             except RequestFailed:
-                continue  # not recorded: a re-run asks again; its games stay pending
+                # Not recorded: a re-run asks again. Its games stay unjudged (pending for that re-run).
+                dropped = waiting.pop((iid, model), [])
+                self.counters.games_total -= len(dropped)
+                if dropped:
+                    await self._settle(iid, len(dropped))
+                continue
             self.answers[(iid, model)] = gen
             self.counters.generations_done += 1
             await self._record("generations", gen)
             for game in waiting.pop((iid, model), []):
-                self._route(game, waiting)
+                await self._route(game, waiting)
 
     def _judge_request(self, pb: PlannedBattle, position: int, attempt: int) -> GenerationRequest:
         first, second = (pb.model_a, pb.model_b) if position == 0 else (pb.model_b, pb.model_a)
@@ -255,12 +320,14 @@ class BattleScheduler:
         await self._record("judgments", judgment)
         if judgment.parse_ok:
             self.counters.games_done += 1
+            await self._settle(pb.instruction_id)
             return
         self.counters.parse_failures += 1
         if attempt + 1 < self.js.max_attempts:
             self.judge_queue.put_nowait((pb, position, attempt + 1))
         else:
             self.counters.games_failed += 1
+            await self._settle(pb.instruction_id)
 
     # ---- ledger ------------------------------------------------------------------------------------------
     async def _record(self, table: str, record) -> None:

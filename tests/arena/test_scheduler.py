@@ -157,3 +157,37 @@ def test_missing_replay_answer_is_recorded_once_and_fails_its_battles(tmp_path):
     assert competitors["replay"].requests["gen-replay-q0"] == 1  # permanent: not retried
     t = final(tmp_path, plan)
     assert t.failed_battles == 3 and t.pending == 0
+
+
+def test_answers_are_held_only_inside_the_instruction_window(tmp_path):
+    instructions = [Instruction(f"w{i}", f"question {i}", "test") for i in range(30)]
+    competitors = {m: Client(EchoEngine(repeat=r)) for m, r in MODELS.items()}
+    held: list[int] = []
+
+    class Watching(Client):
+        async def generate(self, request):
+            held.append(len(sched.answers))
+            return await super().generate(request)
+
+    plan = list(plan_battles([i.instruction_id for i in instructions], model_pairs(list(competitors), "all_pairs"),
+                             "judge", TEMPLATE.version))
+    settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
+    sched = BattleScheduler(instructions, plan, competitors, Watching(LengthJudge(), capacity=2), settings,
+                            RetrySettings(5.0, 0, 0.0), Ledger(tmp_path), flush_every=8, window=3)
+    asyncio.run(sched.run())
+    assert len(final(tmp_path, plan).battles) == len(plan)
+    assert max(held) <= 3 * len(MODELS)  # at most 3 instructions' answers at any time
+    assert sched.answers == {}            # all released at the end
+
+
+def test_failed_generations_do_not_stall_the_window(tmp_path):
+    instructions = [Instruction(f"f{i}", f"question {i}", "test") for i in range(12)]
+    competitors = {"ok": Client(EchoEngine(repeat=1)), "flaky": Client(FlakyEngine(EchoEngine(repeat=2),
+                                                                                   fail_calls=range(1, 7)))}
+    plan = list(plan_battles([i.instruction_id for i in instructions], model_pairs(list(competitors), "all_pairs"),
+                             "judge", TEMPLATE.version))
+    settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
+    sched = BattleScheduler(instructions, plan, competitors, Client(LengthJudge()), settings,
+                            RetrySettings(5.0, 0, 0.0), Ledger(tmp_path), window=2)
+    summary = asyncio.run(asyncio.wait_for(sched.run(), timeout=30))
+    assert summary["generations_done"] == 12 + 6 and summary["games_done"] == 2 * 6
