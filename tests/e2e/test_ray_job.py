@@ -52,7 +52,7 @@ def test_submit_an_arena_job(tmp_path, tiny_model_dir, head_node):
         out = subprocess.run([str(BIN / "ray"), *args], env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout
-    assert "SUCCEEDED" in ray_cli("job", "status", "arena-e2e")
+    assert "succeeded" in ray_cli("job", "status", "arena-e2e")
     assert "Leaderboard" in ray_cli("job", "logs", "arena-e2e")  # the driver's output is kept by the cluster
     # The arena's metrics, exported by the coordinator actor, on the head node's Prometheus endpoint.
     deadline, text = time.monotonic() + 90, ""
