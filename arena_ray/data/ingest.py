@@ -155,6 +155,14 @@ def iter_instructions(path: str | Path, fmt: str = "auto") -> Iterator[tuple[str
         yield where, parse_record(record, record_fmt, where, path.name)
 
 
+def claim_id(seen: dict[str, str], inst: Instruction, where: str, hint: str = "") -> None:
+    """Record where an instruction id first appeared; a second use raises InputError naming both places."""
+    if inst.instruction_id in seen:
+        raise InputError(f"{where}: duplicate instruction id '{inst.instruction_id}' "
+                         f"(first at {seen[inst.instruction_id]}){hint}")
+    seen[inst.instruction_id] = where
+
+
 def load_instructions(path: str | Path, fmt: str = "auto", offset: int = 0,
                       limit: Optional[int] = None) -> list[Instruction]:
     path = Path(path)
@@ -165,10 +173,7 @@ def load_instructions(path: str | Path, fmt: str = "auto", offset: int = 0,
             continue
         if limit is not None and len(out) >= limit:
             break
-        if inst.instruction_id in seen:
-            raise InputError(f"{where}: duplicate instruction id '{inst.instruction_id}' "
-                             f"(first at {seen[inst.instruction_id]})")
-        seen[inst.instruction_id] = where
+        claim_id(seen, inst, where)
         out.append(inst)
     if not out:
         raise InputError(f"{path}: no instructions (offset={offset}, limit={limit})")

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from arena_ray.arena.ledger import write_atomic
 from arena_ray.data import clean
-from arena_ray.data.ingest import InputError, iter_instructions, load_instructions
+from arena_ray.data.ingest import InputError, claim_id, iter_instructions, load_instructions
 from arena_ray.data.settings import DataJob, SourceConfig
 from arena_ray.records import Instruction, to_table
 
@@ -41,10 +41,7 @@ def ingest(sources: tuple[SourceConfig, ...]) -> tuple[list[Instruction], dict[s
             if src.limit is not None and n >= src.limit:
                 break
             inst = Instruction(src.id_prefix + inst.instruction_id, inst.text, inst.source, inst.category)
-            if inst.instruction_id in where_of:
-                raise InputError(f"{where}: instruction id '{inst.instruction_id}' already used at "
-                                 f"{where_of[inst.instruction_id]}; give one of the sources an id_prefix")
-            where_of[inst.instruction_id] = where
+            claim_id(where_of, inst, where, hint="; give one of the sources an id_prefix")
             out.append(inst)
     if not out:
         raise InputError("data sources hold no instructions")

@@ -80,7 +80,7 @@ def test_clashing_ids_name_both_records(tmp_path, capsys):
         {"path": str(INSTR / "mt_bench.jsonl")}, {"path": str(INSTR / "mt_bench.jsonl")}]}))
     assert main(["data", "prepare", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert "mt_bench.jsonl:1" in err and "already used" in err and "id_prefix" in err
+    assert "mt_bench.jsonl:1" in err and "duplicate instruction id" in err and "id_prefix" in err
     assert not (tmp_path / "d" / "ingested.parquet").exists()
 
 
