@@ -25,6 +25,22 @@ def _flywheel(args) -> int:
     return 0
 
 
+def _self_reward(args) -> int:
+    from arena_ray import config as cfg
+    from arena_ray.selfreward.loop import run_self_reward
+
+    run_self_reward(cfg.load(args.config, args.overrides), show_progress=not args.quiet)
+    return 0
+
+
+def _ppo(args) -> int:
+    from arena_ray import config as cfg
+    from arena_ray.train.ppo import run_ppo
+
+    run_ppo(cfg.load(args.config, args.overrides), show_progress=not args.quiet)
+    return 0
+
+
 def _report(args) -> int:
     from arena_ray.report.html import write_report
 
@@ -131,6 +147,15 @@ def _consistency(args) -> int:
     return 0
 
 
+def workflow(sub, name: str, func, help_text: str, section: str, example: str) -> None:
+    """A workflow command: --config with its section, --quiet, and key=value overrides."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--config", required=True, help=f"YAML with a {section} section")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or table print")
+    p.add_argument("overrides", nargs="*", help=f"dotted.key=value overrides, e.g. {example}")
+    p.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arena-ray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,11 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     arena.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. instructions.limit=4")
     arena.set_defaults(func=_arena)
 
-    fly = sub.add_parser("flywheel", help="Arena Learning's loop: battle → curate → train → re-enter the arena")
-    fly.add_argument("--config", required=True, help="YAML with a 'flywheel' section (see configs/local.yaml)")
-    fly.add_argument("--quiet", action="store_true", help="no progress bars or table print")
-    fly.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. flywheel.iterations=1")
-    fly.set_defaults(func=_flywheel)
+    workflow(sub, "flywheel", _flywheel, "Arena Learning's loop: battle → curate → train → re-enter the arena",
+             "'flywheel' (see configs/local.yaml)", "flywheel.iterations=1")
+    workflow(sub, "self-reward", _self_reward, "Self-Rewarding LMs: the model judges its own answers, iterative DPO",
+             "'self_reward' (configs/self_reward.yaml)", "self_reward.iterations=1")
+    workflow(sub, "ppo", _ppo, "RL (PPO-style) with rollouts from the policy's serving deployment",
+             "'ppo' (configs/ppo.yaml)", "ppo.steps=2")
 
     rep = sub.add_parser("report", help="a self-contained HTML report of an arena run or a flywheel dir")
     rep.add_argument("run", help="an arena run directory or a flywheel dir")

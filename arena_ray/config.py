@@ -13,7 +13,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from arena_ray.strict import InstructionFormat, RayConfig  # noqa: F401  (part of this module's API)
+from arena_ray.strict import InstructionFormat, InstructionsConfig, RayConfig  # noqa: F401  (this module's API)
 from arena_ray.strict import Strict as _Strict
 
 
@@ -27,13 +27,6 @@ class ServeConfig(_Strict):
     # Keep the model applications running after the job (for a long-lived RayService).
     keep_alive: bool = False
     deploy_timeout_s: float = Field(900.0, gt=0)
-
-
-class InstructionsConfig(_Strict):
-    path: str = "../shared/data/instructions/arena_hard_v0.1.jsonl"
-    format: InstructionFormat = "auto"
-    offset: int = Field(0, ge=0)
-    limit: Optional[int] = Field(None, ge=1)
 
 
 class VLLMConfig(_Strict):
@@ -153,6 +146,9 @@ class Config(_Strict):
     rating: RatingConfig = Field(default_factory=RatingConfig)
     # `arena-ray flywheel` reads this section; `arena-ray arena` ignores it.
     flywheel: Optional["FlywheelConfig"] = None
+    # `arena-ray self-reward` and `arena-ray ppo` read these sections.
+    self_reward: Optional["SelfRewardConfig"] = None
+    ppo: Optional["PPOConfig"] = None
 
     @model_validator(mode="after")
     def _names_resolve(self) -> "Config":
@@ -170,6 +166,12 @@ class Config(_Strict):
                     raise ValueError(f"flywheel: unknown model '{name}' (models: {sorted(self.models)})")
             if self.models[fw.target].engine != "vllm":
                 raise ValueError(f"flywheel.target: '{fw.target}' must be a vllm model (its weights are trained)")
+        for section, name in (("self_reward.model", self.self_reward and self.self_reward.model),
+                              ("ppo.policy", self.ppo and self.ppo.policy)):
+            if name and self.models.get(name, None) is None:
+                raise ValueError(f"{section}: unknown model '{name}' (models: {sorted(self.models)})")
+            if name and self.models[name].engine != "vllm":
+                raise ValueError(f"{section}: '{name}' must be a vllm model (its weights are trained)")
         return self
 
     def served_models(self) -> tuple[str, ...]:
@@ -195,7 +197,9 @@ class Config(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-from arena_ray.flywheel.settings import FlywheelConfig  # noqa: E402  (a forward reference of Config)
+from arena_ray.flywheel.settings import FlywheelConfig  # noqa: E402  (forward references of Config)
+from arena_ray.selfreward.settings import SelfRewardConfig  # noqa: E402
+from arena_ray.train.ppo_settings import PPOConfig  # noqa: E402
 
 Config.model_rebuild()
 

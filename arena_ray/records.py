@@ -31,6 +31,8 @@ class SamplingSpec:
     # A regular expression the output must match (structured outputs); engines that can't, ignore it.
     regex: Optional[str] = None
     seed: Optional[int] = None
+    # Return token ids and sampled-token logprobs (rollouts for RL).
+    return_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class GenerationRequest:
     sampling: Optional[SamplingSpec] = None
     # The instruction id a replay engine looks the answer up by.
     instruction_id: Optional[str] = None
+    # Answer with at least this weight version (a policy being trained): a replica behind it first loads
+    # the latest published weights.
+    weight_version: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,12 @@ class Completion:
     finish_reason: str
     latency_s: float
     logprobs: Optional[tuple[TokenLogprob, ...]] = None
+    # Token ids and each sampled token's logprob (SamplingSpec.return_tokens; engines that have them).
+    prompt_token_ids: Optional[tuple[int, ...]] = None
+    token_ids: Optional[tuple[int, ...]] = None
+    token_logprobs: Optional[tuple[float, ...]] = None
+    # The weight version that produced this answer (a policy being trained); None: the served checkpoint.
+    weight_version: Optional[int] = None
 
 
 @dataclass(frozen=True)

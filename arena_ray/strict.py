@@ -23,3 +23,10 @@ class RayConfig(Strict):
     namespace: str = "arena_ray"
     dashboard_host: str = "127.0.0.1"
     include_dashboard: bool = True
+
+
+class InstructionsConfig(Strict):
+    path: str = "../shared/data/instructions/arena_hard_v0.1.jsonl"
+    format: InstructionFormat = "auto"
+    offset: int = Field(0, ge=0)
+    limit: Optional[int] = Field(None, ge=1)

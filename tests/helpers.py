@@ -14,6 +14,8 @@ import psutil
 from tests.conftest import CPU_ENV, ROOT, SHARED_DATA
 
 CLI = [sys.executable, "-m", "arena_ray.cli"]
+BIN = Path(sys.executable).parent
+METRICS_PORT = 8089
 
 ARENA_HARD = SHARED_DATA / "instructions" / "arena_hard_v0.1.jsonl"
 ANSWERS = SHARED_DATA / "answers" / "arena_hard_v0.1"
@@ -85,3 +87,11 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def submit_job(env: dict, job_dir: Path, submission_id: str, args: list[str], timeout: int = 1500):
+    """`ray job submit --working-dir JOB_DIR -- arena-ray ARGS` against the head node; returns the result."""
+    return subprocess.run([str(BIN / "ray"), "job", "submit", "--submission-id", submission_id, "--working-dir",
+                           str(job_dir), "--", str(BIN / "arena-ray"), *args],
+                          cwd=ROOT, env={**env, "RAY_ADDRESS": "http://127.0.0.1:8265"}, capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,9 +1,11 @@
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from arena_ray import config as cfg
-from arena_ray.config import ConfigError
+from arena_ray.config import ConfigError, from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,3 +101,18 @@ def test_fingerprint_ignores_explicit_defaults():
     base = cfg.load(ROOT / "configs/local.yaml")
     explicit = cfg.load(ROOT / "configs/local.yaml", ["judge.tie_margin=0.0", "models.smollm2.chat_template=null"])
     assert base.arena_fingerprint() == explicit.arena_fingerprint()
+
+
+@pytest.mark.parametrize("section,needle", [
+    ({"self_reward": {"model": "nope"}}, "self_reward.model: unknown model 'nope'"),
+    ({"self_reward": {"model": "gpt-4-0314"}}, "self_reward.model: 'gpt-4-0314' must be a vllm model"),
+    ({"ppo": {"policy": "gpt-4-0314"}}, "ppo.policy: 'gpt-4-0314' must be a vllm model"),
+    ({"ppo": {"policy": "smollm2", "reward": {"source": "rm"}}}, "reward.source 'rm' needs reward.rm_path"),
+    ({"ppo": {"policy": "smollm2", "samples_per_prompt": 1}}, "advantage 'grpo' needs samples_per_prompt >= 2"),
+    ({"self_reward": {"model": "smollm2", "samples_per_prompt": 1}}, "self_reward.samples_per_prompt"),
+])
+def test_rl_sections_are_checked(section, needle):
+    data = yaml.safe_load((ROOT / "configs" / "local.yaml").read_text())
+    data.update(section)
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        from_dict(data)

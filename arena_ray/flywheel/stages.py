@@ -72,7 +72,7 @@ def version_model(config: Config, registry: Registry, name: str) -> dict:
 def arena_config(config: Config, run_dir: Path, instructions: Path, limit: Optional[int], target: str,
                  models: dict[str, dict]) -> Config:
     """An arena of `target` against every other entry of `models`, judged by the config's judge."""
-    data = config.model_dump(mode="json", exclude={"flywheel"})
+    data = config.model_dump(mode="json", exclude={"flywheel", "self_reward", "ppo"})
     judge = config.judge.model
     data["run_dir"] = str(run_dir)
     data["instructions"] = {"path": str(instructions), "limit": limit}

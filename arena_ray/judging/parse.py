@@ -116,7 +116,7 @@ def _expected(logprobs: Sequence[TokenLogprob], index: int, written: str, token:
     mass: dict[float, float] = {v: p for v, p in probs.items() if low <= v <= high and v != 1}
     p_one = probs.get(1, 0.0)
     if token == written:  # the whole score is this one token
-        if 10 in probs:  # a tokenizer with a "10" token: "1" means 1
+        if 10 in probs or high < 10:  # a "10" token exists, or the scale stops below 10: "1" means 1
             mass[1.0] = p_one
         elif p_one > 0.05 * sum(probs.values()):
             return None
@@ -130,3 +130,18 @@ def _expected(logprobs: Sequence[TokenLogprob], index: int, written: str, token:
         return None
     total = sum(mass.values())
     return sum(v * p for v, p in mass.items()) / total if total > 0 else None
+
+
+_RUBRIC = re.compile(r"score\s*[:=]\s*\**\s*([0-5])(?:\.0)?\s*(?:/\s*5|points?)?\b", re.IGNORECASE)
+
+
+def rubric_span(raw: str) -> Optional[tuple[int, int]]:
+    """Where the last `Score: <0-5>` is written (the rubric asks for it at the end), or None."""
+    matches = list(_RUBRIC.finditer(raw or ""))
+    return matches[-1].span(1) if matches else None
+
+
+def parse_rubric(raw: str) -> Optional[float]:
+    """The additive rubric's total (0-5) from `Score: N`, or None when the judge wrote no such line."""
+    span = rubric_span(raw)
+    return float(raw[span[0]:span[1]]) if span else None

@@ -53,6 +53,24 @@ class DifficultyTemplate:
         return tuple(msgs)
 
 
+@dataclass(frozen=True)
+class RubricTemplate:
+    """A single-answer rubric (Self-Rewarding LMs): the judge scores one response to one instruction."""
+
+    version: str
+    system: str
+    user: str
+    output_regex: str
+
+    def messages(self, instruction: str, response: str) -> tuple[ChatMessage, ...]:
+        head, rest = self.user.split("{instruction}", 1)
+        mid, tail = rest.split("{response}", 1)
+        msgs = [ChatMessage("user", head + instruction + mid + response + tail)]
+        if self.system:
+            msgs.insert(0, ChatMessage("system", self.system))
+        return tuple(msgs)
+
+
 def available(kind: str = "pairwise") -> list[str]:
     return sorted(p.stem for p in TEMPLATE_DIR.glob("*.yaml") if yaml.safe_load(p.read_text()).get("kind") == kind)
 
@@ -74,6 +92,16 @@ def load_difficulty_template(name_or_path: str) -> DifficultyTemplate:
     if not data.get("version") or data.get("user", "").count("{instruction}") != 1:
         raise TemplateError(f"{path}: needs 'version' and a 'user' field with {{instruction}} exactly once")
     return DifficultyTemplate(str(data["version"]), data.get("system") or "", data["user"], data["output_regex"])
+
+
+def load_rubric_template(name_or_path: str) -> RubricTemplate:
+    path, data = _read(name_or_path, "rubric")
+    user = data.get("user", "")
+    if not data.get("version") or user.count("{instruction}") != 1 or user.count("{response}") != 1 or \
+            user.index("{instruction}") > user.index("{response}"):
+        raise TemplateError(f"{path}: needs 'version' and a 'user' field with {{instruction}} then {{response}}, "
+                            f"each exactly once")
+    return RubricTemplate(str(data["version"]), data.get("system") or "", user, data["output_regex"])
 
 
 def load_template(name_or_path: str) -> PairwiseTemplate:

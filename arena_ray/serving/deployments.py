@@ -6,6 +6,7 @@ which binds to 127.0.0.1 unless configured otherwise.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict
 
@@ -27,9 +28,27 @@ class ModelServer:
         self.name = name
         cfg = ModelConfig.model_validate(model_config)
         self.engine = (engine_factory or build_engine)(cfg)
+        self._weights_lock = asyncio.Lock()
 
     async def generate(self, request: GenerationRequest) -> Completion:
+        if request.weight_version is not None and request.weight_version > self.weight_version():
+            await self._catch_up(request.weight_version)
         return await self.engine.generate(request)
+
+    def weight_version(self) -> int:
+        return getattr(self.engine, "weight_version", 0)
+
+    async def _catch_up(self, wanted: int) -> None:
+        """Load the latest published weights (serving/weights.py) before answering a request that needs them."""
+        async with self._weights_lock:  # one load at a time; the requests queued behind it find it done
+            if self.weight_version() >= wanted:
+                return
+            from arena_ray.serving.weight_store import find_store
+
+            version, refs = await find_store(self.name).latest.remote()
+            if version < wanted or not refs:
+                raise RuntimeError(f"{self.name}: weight version {wanted} requested, {version} published")
+            await self.engine.load_weights(await refs[0], version)
 
     async def check_health(self) -> None:
         """Serve calls this periodically; a dead engine fails it and Serve replaces the replica."""

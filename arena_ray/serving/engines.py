@@ -15,6 +15,7 @@ from typing import Optional, Protocol
 from arena_ray.config import ModelConfig
 from arena_ray.data.answers import load_answers
 from arena_ray.records import ChatMessage, Completion, GenerationRequest, SamplingSpec, TokenLogprob
+from arena_ray.serving.weights import WORKER_EXTENSION
 
 
 class MissingAnswer(LookupError):
@@ -116,8 +117,15 @@ class VLLMEngine:
                       tensor_parallel_size=v.tensor_parallel_size, max_num_seqs=v.max_num_seqs, seed=v.seed)
         if v.tensor_parallel_size > 1:
             kwargs["distributed_executor_backend"] = "ray"  # workers go in the replica's placement group
+        kwargs["worker_extension_cls"] = WORKER_EXTENSION  # in-place weight sync for a policy in training
         kwargs.update(v.extra)
         self.cfg = cfg
+        self.weight_version = 0
+        from vllm.platforms import current_platform
+
+        # vLLM's CPU backend crashes the engine on a seeded request whose sampled token is discarded (a chunked
+        # prefill): "CPU Generator does not use offset". Per-request seeds are dropped on CPU.
+        self.seeded = not current_platform.is_cpu()
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
         self.tokenizer = self.engine.tokenizer if hasattr(self.engine, "tokenizer") else None
         if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
@@ -136,8 +144,11 @@ class VLLMEngine:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
-        return SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed,
-                              logprobs=s.top_logprobs, stop=list(self.cfg.stop) or None,
+        # logprobs=0: only the sampled token's logprob (what a rollout needs).
+        logprobs = s.top_logprobs if s.top_logprobs is not None else (0 if s.return_tokens else None)
+        return SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
+                              seed=s.seed if self.seeded else None,
+                              logprobs=logprobs, stop=list(self.cfg.stop) or None,
                               structured_outputs=StructuredOutputsParams(regex=s.regex) if s.regex else None)
 
     async def generate(self, request: GenerationRequest) -> Completion:
@@ -148,10 +159,22 @@ class VLLMEngine:
                                               f"{request.request_id}-{uuid.uuid4().hex[:8]}"):
             final = out
         choice = final.outputs[0]
+        tokens = {}
+        if s.return_tokens:
+            tokens = dict(prompt_token_ids=tuple(final.prompt_token_ids or ()), token_ids=tuple(choice.token_ids),
+                          token_logprobs=tuple(float(d[t].logprob) for t, d in zip(choice.token_ids, choice.logprobs))
+                          if choice.logprobs else None)
         return Completion(text=choice.text, prompt_tokens=len(final.prompt_token_ids or ()),
                           completion_tokens=len(choice.token_ids), finish_reason=str(choice.finish_reason),
                           latency_s=time.perf_counter() - start,
-                          logprobs=_vllm_logprobs(choice) if s.top_logprobs else None)
+                          logprobs=_vllm_logprobs(choice) if s.top_logprobs else None,
+                          weight_version=self.weight_version, **tokens)
+
+    async def load_weights(self, blob: bytes, version: int) -> None:
+        """Reload every worker's weights in place from safetensors bytes (see serving/weights.py)."""
+        await self.engine.collective_rpc("load_state", args=(blob,))
+        await self.engine.reset_prefix_cache()  # cached prefixes were computed by the old weights
+        self.weight_version = version
 
     async def check_health(self) -> None:
         await self.engine.check_health()  # raises once the engine core has died

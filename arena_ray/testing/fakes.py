@@ -63,3 +63,20 @@ class FlakyEngine:
         if self.calls in self.fail_calls:
             raise ConnectionError(f"injected failure on call {self.calls}")
         return await self.inner.generate(request)
+
+
+class RubricLengthJudge:
+    """A single-answer rubric judge (rubric-additive-v1 layout): Score = number of words in the response, max 5."""
+
+    _RESPONSE = re.compile(r"<response>(.*?)</response>", re.S)
+
+    def __init__(self, cfg=None, garbage_first: bool = False):
+        self.garbage_first, self.calls = garbage_first, 0
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        self.calls += 1
+        if self.garbage_first and self.calls == 1:
+            return Completion("I cannot judge.", 10, 3, "stop", 0.0)
+        match = self._RESPONSE.search(request.messages[-1].content)
+        words = len(match.group(1).split()) if match else 0
+        return Completion(f"Counted the words.\nScore: {min(words, 5)}", 100, 6, "stop", 0.0)

@@ -112,6 +112,10 @@ def test_images_ray_versions_and_gpus_agree():
     base_ray = re.search(r"FROM rayproject/ray:(\d+\.\d+\.\d+)", dockerfile).group(1)
     launcher = yaml.safe_load((DEPLOY / "cluster-launcher" / "aws-h100.yaml").read_text())
     assert launcher["docker"]["image"] == tag
+    # The OpenRLHF hand-off runs the Python the cluster config names, from the venv the image builds.
+    openrlhf_python = yaml.safe_load((ROOT / "configs" / "cluster-h100.yaml").read_text())["ppo"]["openrlhf"]["python"]
+    venv = re.search(r"python -m venv (\S+) && (\S+)/bin/pip install [^\n]*openrlhf", dockerfile)
+    assert venv and openrlhf_python == f"{venv.group(1)}/bin/python"
     for path, doc in kuberay():
         assert cluster_spec(doc)["rayVersion"] == base_ray, path
         for group in groups(doc):

@@ -1,8 +1,9 @@
 """`arena-ray flywheel` end to end on a tiny configuration (tiny random target and judge, replay competitors,
-real arena-hard data): two iterations of sft → dpo, killed with SIGKILL mid-run and resumed."""
+real arena-hard data): two iterations of sft → dpo, killed with SIGKILL mid-run and resumed as a Ray job."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 from arena_ray.arena.ledger import Ledger
 from arena_ray.train.registry import Registry
 from tests.conftest import CPU_ENV, SHARED_DATA
-from tests.helpers import CLI, ROOT, kill_session, run_cli, tiny_config_dict
+from tests.helpers import CLI, ROOT, kill_session, submit_job, tiny_config_dict
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +47,7 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
         time.sleep(1)
 
 
-def test_flywheel_two_iterations_killed_and_resumed(tmp_path, tiny_model_dir):
+def test_flywheel_two_iterations_killed_and_resumed_as_a_ray_job(tmp_path, tiny_model_dir, request):
     cfg = flywheel_config(tmp_path, tiny_model_dir)
     fw = tmp_path / "fw"
     # First run: SIGKILL the whole process tree once the first SFT model is trained and the DPO battle began.
@@ -57,11 +58,16 @@ def test_flywheel_two_iterations_killed_and_resumed(tmp_path, tiny_model_dir):
     sft_done = fw / "iter1-sft" / "train" / "done.json"
     assert sft_done.exists() and not (fw / "iter1-dpo" / "train" / "done.json").exists()
     stamps = {p: p.stat().st_mtime_ns for p in fw.rglob("done.json")}
+    head_node = request.getfixturevalue("head_node")  # started only now: the first run owned its own cluster
     d0_answers = len(Ledger(fw / "battles" / "D0-tiny@0").generations())
 
-    # Second run: continues at the DPO stage of iteration 1 and finishes.
-    out = run_cli(["flywheel", "--config", str(cfg)], timeout=1500)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    # Second run, as a Ray job on a running cluster (README "Run on a cluster": `ray job submit ... flywheel`):
+    # it attaches to the cluster, continues at the DPO stage of iteration 1 and finishes.
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    shutil.copy(cfg, job_dir / "flywheel.yaml")
+    out = submit_job(head_node, job_dir, "flywheel-e2e", ["flywheel", "--config", "flywheel.yaml"])
+    assert out.returncode == 0 and "succeeded" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a finished stage ran again"
     assert len(Ledger(fw / "battles" / "D0-tiny@0").generations()) == d0_answers
 

@@ -4,35 +4,18 @@ directory and `arena-ray report`. The job attaches to the running cluster ($RAY_
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT
-from tests.helpers import tiny_config_dict
+from tests.conftest import ROOT, SHARED_DATA
+from tests.helpers import BIN, METRICS_PORT, submit_job, tiny_config_dict
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-METRICS_PORT = 8089
-
-
-@pytest.fixture
-def head_node(tmp_path):
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # see README: token auth on a local head node
-    start = subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "8", "--node-ip-address", "127.0.0.1",
-                            "--dashboard-host", "127.0.0.1", "--metrics-export-port", str(METRICS_PORT),
-                            "--disable-usage-stats"],
-                           env=env, capture_output=True, text=True, timeout=180)
-    assert start.returncode == 0, start.stderr[-2000:]
-    yield env
-    subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def test_submit_an_arena_job(tmp_path, tiny_model_dir, head_node):
@@ -67,3 +50,14 @@ def test_submit_an_arena_job(tmp_path, tiny_model_dir, head_node):
     board = json.loads((run_dir / "leaderboard.json").read_text())
     assert set(board["models"]) == {"tiny", "gpt-4-0314", "gpt-3.5-turbo-0125"}
     assert len((run_dir / "battles.jsonl").read_text().splitlines()) == 3
+
+    # Another workflow, unchanged, as a job on the same cluster: one PPO step on the tiny policy.
+    config["ppo"] = {"dir": str(tmp_path / "ppo"), "policy": "tiny", "steps": 1, "prompts_per_step": 1,
+                     "samples_per_prompt": 2, "max_new_tokens": 4,
+                     "prompts": {"path": str(SHARED_DATA / "instructions" / "alpaca_tiny.json"), "limit": 2},
+                     "reward": {"source": "rm", "rm_path": str(tiny_model_dir), "rm_max_length": 128}}
+    (job_dir / "ppo.yaml").write_text(yaml.safe_dump(config))
+    ppo = submit_job(head_node, job_dir, "ppo-e2e", ["ppo", "--config", "ppo.yaml"], timeout=900)
+    assert ppo.returncode == 0 and "succeeded" in ppo.stdout, (ppo.stdout + ppo.stderr)[-3000:]
+    summary = json.loads((tmp_path / "ppo" / "summary.json").read_text())
+    assert summary["served_version"] == 1 and summary["steps"][0]["versions_seen"] == [0]

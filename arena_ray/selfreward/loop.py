@@ -1,0 +1,205 @@
+"""`arena-ray self-reward`: Self-Rewarding LMs' loop, setup → run → cleanup, reading top to bottom.
+
+Iteration t (M_{t-1} → M_t): serve M_{t-1}; it answers fresh prompts N times and judges every answer K times
+with the additive rubric; it also judges held-out human-labelled pairs (judge quality); best/worst answers
+become DPO pairs (ties dropped) → DPO → M_t, registered; M_t battles M_{t-1} in the arena (the config's
+judge). Every stage writes a done.json (flywheel/stages.once) and the request files resume mid-stage.
+Layout under self_reward.dir: registry.jsonl, iter<t>/{selfjudge,train,arena}/, summary.{json,md}.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from arena_ray.arena.coordinator import ServeModelClient
+from arena_ray.arena.ledger import Ledger
+from arena_ray.arena.run import run_arena
+from arena_ray.cluster import ray_session
+from arena_ray.config import Config, ConfigError, dump
+from arena_ray.data.battles import read_battles
+from arena_ray.data.ingest import InputError, load_instructions
+from arena_ray.flywheel.plan import version
+from arena_ray.flywheel.stages import arena_config, once
+from arena_ray.flywheel.summary import win_rate
+from arena_ray.judging.prompts import load_rubric_template
+from arena_ray.rating import bradley_terry
+from arena_ray.selfreward import seed as seed_stage
+from arena_ray.selfreward.agreement import agreement, load_pandalm
+from arena_ray.selfreward.judge import SelfJudge
+from arena_ray.selfreward.pairs import select_pairs
+from arena_ray.selfreward.summary import to_markdown
+from arena_ray.serving.deployments import build_app, deploy, start_serve, undeploy
+from arena_ray.train.registry import Registry
+from arena_ray.train.run import NoTrainingData, train
+
+log = logging.getLogger(__name__)
+
+
+def run_self_reward(config: Config, show_progress: bool = True) -> list[dict]:
+    # --- setup: every check that needs no cluster
+    if config.self_reward is None:
+        raise ConfigError("this config has no 'self_reward' section (see configs/self_reward.yaml)")
+    sr = config.self_reward
+    root = Path(sr.dir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.yaml").write_text(dump(config))
+    template = load_rubric_template(sr.judge_prompt)
+    prompts = iteration_prompts(sr)
+    human = load_pandalm(sr.agreement.path, sr.agreement.offset, sr.agreement.limit) if sr.agreement.path else []
+    registry = Registry(root)
+    registry.register(version(sr.model, 0), Path(config.models[sr.model].path), parent=None, stage="base",
+                      iteration=0)
+    versions = [version(sr.model, 0)]
+    rows = []
+    # --- run
+    with ray_session(config):
+        start_serve(config)
+        if sr.seed is not None:
+            versions.append(seed_stage.run(config, root, registry, template, show_progress))
+        first = len(versions)
+        for t, batch in enumerate(prompts, start=1):
+            it = root / f"iter{t}"
+            previous, current = versions[-1], version(sr.model, first + t - 1)
+            judged = once(it / "selfjudge", lambda: self_judge(config, it, registry, previous, batch, human,
+                                                               template, t, show_progress))
+            trained = train_stage(config, it, registry, previous, current, t)
+            arena = once(it / "arena", lambda: rate_against(config, it, registry, current, previous, show_progress))
+            versions.append(current)
+            rows.append(iteration_row(t, previous, current, judged, trained, arena))
+    # --- results
+    (root / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    table = to_markdown(rows)
+    (root / "summary.md").write_text(f"# Self-rewarding {root}\n\n{table}")
+    if show_progress:
+        print(table)
+    return rows
+
+
+def iteration_prompts(sr) -> list[list]:
+    """Fresh prompts per iteration; an iteration that would get none is an error before anything runs."""
+    p = sr.prompts
+    pool = load_instructions(p.path, p.format, p.offset, p.per_iteration * sr.iterations)
+    batches = [pool[i * p.per_iteration:(i + 1) * p.per_iteration] for i in range(sr.iterations)]
+    for t, batch in enumerate(batches, start=1):
+        if not batch:
+            raise InputError(f"{p.path}: no prompts left for iteration {t} ({len(pool)} prompts from offset "
+                             f"{p.offset}, {p.per_iteration} per iteration); lower iterations or per_iteration")
+    return batches
+
+
+def model_entry(config: Config, registry: Registry, name: str) -> dict:
+    sr = config.self_reward
+    base = config.models[sr.model].model_dump(mode="json")
+    if name == version(sr.model, 0):
+        return base
+    return {**base, **sr.version_overrides, "path": registry.get(name).path}
+
+
+def serve_policy(config: Config, registry: Registry, name: str):
+    from arena_ray.config import ModelConfig
+
+    app = f"{config.self_reward.model}-self"
+    cfg = ModelConfig.model_validate(model_entry(config, registry, name))
+    handle = deploy({app: build_app(app, cfg)}, config.serve.deploy_timeout_s)[app]
+    return app, handle, cfg
+
+
+def self_judge(config: Config, it: Path, registry: Registry, name: str, prompts, human, template, t: int,
+               show: bool) -> dict:
+    sr = config.self_reward
+    out = it / "selfjudge"
+    app, handle, cfg = serve_policy(config, registry, name)
+    try:
+        judge = SelfJudge(ServeModelClient(handle, sr.max_in_flight), sr, template, show)
+        samples = judge.sample(prompts, out / "samples.jsonl", t, sr.max_tokens or cfg.max_tokens)
+        scores = judge.judge([(k, next(p.text for p in prompts if k.startswith(p.instruction_id + "#")), r["text"])
+                              for k, r in samples.items()], out / "judgments.jsonl", "self-judging")
+        scored = judge.scored_samples(prompts, samples, scores)
+        quality = agreement(human, judge.human_scores(human, out / "human.jsonl")) if human else None
+    finally:
+        undeploy([app])
+    outcome = select_pairs(scored, sr.min_gap)
+    table = pa.Table.from_pylist([p.__dict__ for p in outcome.pairs], schema=PAIR_SCHEMA)
+    pq.write_table(table, out / "dpo.parquet")
+    report = {**outcome.report(scored), "judge_agreement": quality, "pairs_file": str(out / "dpo.parquet")}
+    if not outcome.pairs:
+        log.warning("iteration %d: no preference pairs (%d ties, %d prompts without two scored answers)", t,
+                    outcome.dropped_ties, outcome.dropped_unscored)
+    return report
+
+
+PAIR_SCHEMA = pa.schema([("instruction_id", pa.string()), ("prompt", pa.string()), ("chosen", pa.string()),
+                         ("rejected", pa.string()), ("chosen_score", pa.float64()), ("rejected_score", pa.float64())])
+
+
+def train_stage(config: Config, it: Path, registry: Registry, previous: str, current: str, t: int) -> dict:
+    """DPO on the iteration's pairs; with no pairs (an all-ties iteration) M_t is M_{t-1}, said so."""
+    sr = config.self_reward
+    base = registry.get(previous)
+
+    def work() -> dict:
+        template = config.models[sr.model]
+        completion = template.completion_template if template.prompt_format == "completion" else None
+        try:
+            result = train("dpo", Path(base.path), it / "selfjudge" / "dpo.parquet", it / "model", sr.train,
+                           completion_template=completion, storage=it.parent / "ray_train")
+        except NoTrainingData as err:
+            log.warning("iteration %d: %s — DPO skipped, %s carries on unchanged", t, err, previous)
+            return {"skipped": str(err), "path": base.path, "metrics": {}}
+        return {"path": str(result.path), "metrics": result.metrics}
+    result = once(it / "train", work)
+    registry.register(current, Path(result["path"]), parent=previous, stage="dpo", iteration=t,
+                      metrics=result["metrics"])
+    return result
+
+
+def answers_path(it: Path) -> Path:
+    return it / "arena" / "answers.jsonl"
+
+
+def rate_against(config: Config, it: Path, registry: Registry, current: str, previous: str, show: bool) -> dict:
+    """M_t against M_{t-1} on the eval prompts; M_{t-1} replays its answers from the previous iteration's arena."""
+    sr = config.self_reward
+    run_dir = it / "arena"
+    earlier = answers_path(it.with_name(f"iter{int(it.name[4:]) - 1}"))
+    prev = {"engine": "replay", "path": str(earlier), "num_cpus": 0.1} if earlier.exists() else \
+        model_entry(config, registry, previous)
+    name_prev = previous if earlier.exists() or previous != version(sr.model, 0) else sr.model
+    models = {current: model_entry(config, registry, current), name_prev: prev}
+    cfg = arena_config(config, run_dir, Path(sr.eval_instructions), sr.eval_limit, current, models)
+    result = run_arena(cfg, show_progress=show)
+    with answers_path(it).open("w") as fh:
+        for g in Ledger(run_dir).generations():
+            if g.model == current and not g.error:
+                fh.write(json.dumps({"question_id": g.instruction_id, "text": g.text}) + "\n")
+    battles = [b if b.model_a != name_prev and b.model_b != name_prev else _renamed(b, name_prev, previous)
+               for b in read_battles(str(run_dir)).battles]
+    ratings = {r.model: r for r in bradley_terry.fit_battles(battles, bootstrap_rounds=config.rating.bootstrap_rounds,
+                                                             seed=config.rating.seed, scale=config.rating.scale,
+                                                             base=config.rating.base)} if battles else {}
+    rate, games = win_rate(battles, current, previous)
+    return {"battles": len(result.tally.battles), "failed_battles": result.tally.failed_battles,
+            "win_rate": None if games == 0 else round(rate, 3),
+            "ratings": {m: {"rating": round(r.rating, 1), "ci": [round(r.ci_low, 1), round(r.ci_high, 1)]}
+                        for m, r in ratings.items()}}
+
+
+def _renamed(b, old: str, new: str):
+    from dataclasses import replace
+
+    return replace(b, model_a=new if b.model_a == old else b.model_a, model_b=new if b.model_b == old else b.model_b)
+
+
+def iteration_row(t: int, previous: str, current: str, judged: dict, trained: dict, arena: dict) -> dict:
+    m = trained["metrics"]
+    return {"iteration": t, "from": previous, "to": current,
+            **{k: judged[k] for k in ("prompts", "samples", "pairs_kept", "dropped_ties", "dropped_unscored",
+                                      "judgments", "judgments_unparsed", "score_histogram", "mean_reward",
+                                      "mean_pair_gap", "judge_agreement")},
+            "dpo": {"skipped": trained.get("skipped"), "loss_first": m.get("loss_first"),
+                    "loss_last": m.get("loss_last"), "margin_last": m.get("margin_last")},
+            "arena": arena}
