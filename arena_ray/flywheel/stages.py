@@ -127,6 +127,15 @@ def train_stage(config: Config, root: Path, registry: Registry, stage: Stage) ->
     return result
 
 
+def record_answers(run_dir: Path, model: str, out: Path) -> None:
+    """`model`'s answers in an arena run, as a replay engine's answers file (question_id, text)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as fh:
+        for g in Ledger(run_dir).generations():
+            if g.model == model and not g.error:
+                fh.write(json.dumps({"question_id": g.instruction_id, "text": g.text}) + "\n")
+
+
 def eval_answers_path(root: Path, name: str) -> Path:
     return root / "eval" / "answers" / f"{name}.jsonl"
 
@@ -144,11 +153,6 @@ def evaluate(config: Config, root: Path, registry: Registry, name: str, earlier:
 
     def work() -> dict:
         result = run_arena(cfg, show_progress=show)
-        answers = eval_answers_path(root, name)
-        answers.parent.mkdir(parents=True, exist_ok=True)
-        with answers.open("w") as fh:
-            for g in Ledger(run_dir).generations():
-                if g.model == name and not g.error:
-                    fh.write(json.dumps({"question_id": g.instruction_id, "text": g.text}) + "\n")
+        record_answers(run_dir, name, eval_answers_path(root, name))
         return {"run_dir": str(run_dir), "battles": len(result.tally.battles)}
     return once(run_dir, work)

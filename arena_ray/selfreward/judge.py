@@ -75,10 +75,10 @@ class SelfJudge:
         out = []
         for p in prompts:
             for k in range(self.sr.samples_per_prompt):
-                row = samples.get(f"{p.instruction_id}#{k}")
+                key = f"{p.instruction_id}#{k}"
+                row = samples.get(key)
                 if row is None:  # generation failed after its attempts: no sample, the prompt has fewer
                     continue
-                key = f"{p.instruction_id}#{k}"
                 out.append(ScoredSample(p.instruction_id, p.text, k, row["text"],
                                         tuple(scores.get(f"{key}#j{j}") for j in range(self.sr.judgments_per_sample))))
         return out

@@ -16,14 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from arena_ray.arena.coordinator import ServeModelClient
-from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.run import run_arena
 from arena_ray.cluster import ray_session
 from arena_ray.config import Config, ConfigError, dump
 from arena_ray.data.battles import read_battles
 from arena_ray.data.ingest import InputError, load_instructions
 from arena_ray.flywheel.plan import version
-from arena_ray.flywheel.stages import arena_config, once
+from arena_ray.flywheel.stages import arena_config, once, record_answers
 from arena_ray.flywheel.summary import win_rate
 from arena_ray.judging.prompts import load_rubric_template
 from arena_ray.rating import bradley_terry
@@ -116,8 +115,9 @@ def self_judge(config: Config, it: Path, registry: Registry, name: str, prompts,
     try:
         judge = SelfJudge(ServeModelClient(handle, sr.max_in_flight), sr, template, show)
         samples = judge.sample(prompts, out / "samples.jsonl", t, sr.max_tokens or cfg.max_tokens)
-        scores = judge.judge([(k, next(p.text for p in prompts if k.startswith(p.instruction_id + "#")), r["text"])
-                              for k, r in samples.items()], out / "judgments.jsonl", "self-judging")
+        text = {p.instruction_id: p.text for p in prompts}
+        scores = judge.judge([(k, text[k.rsplit("#", 1)[0]], r["text"]) for k, r in samples.items()],
+                             out / "judgments.jsonl", "self-judging")
         scored = judge.scored_samples(prompts, samples, scores)
         quality = agreement(human, judge.human_scores(human, out / "human.jsonl")) if human else None
     finally:
@@ -172,10 +172,7 @@ def rate_against(config: Config, it: Path, registry: Registry, current: str, pre
     models = {current: model_entry(config, registry, current), name_prev: prev}
     cfg = arena_config(config, run_dir, Path(sr.eval_instructions), sr.eval_limit, current, models)
     result = run_arena(cfg, show_progress=show)
-    with answers_path(it).open("w") as fh:
-        for g in Ledger(run_dir).generations():
-            if g.model == current and not g.error:
-                fh.write(json.dumps({"question_id": g.instruction_id, "text": g.text}) + "\n")
+    record_answers(run_dir, current, answers_path(it))
     battles = [b if b.model_a != name_prev and b.model_b != name_prev else _renamed(b, name_prev, previous)
                for b in read_battles(str(run_dir)).battles]
     ratings = {r.model: r for r in bradley_terry.fit_battles(battles, bootstrap_rounds=config.rating.bootstrap_rounds,

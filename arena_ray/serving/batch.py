@@ -89,7 +89,7 @@ async def run_batch(client, items: list[BatchItem], out: Path, *, max_in_flight:
                     completion = await asyncio.wait_for(client.generate(request), timeout_s)
                     reason = accept(completion)
                     row = _row(item, attempt, completion, reason, not reason)
-                except Exception as err:  # a failed request is a failed attempt; retried next round
+                except Exception as err:  # a failed request: retried after a backoff, not counted as an attempt
                     row = _row(item, attempt, None, f"{type(err).__name__}: {err}"[:500], False)
             fh.write(json.dumps(row) + "\n")
             fh.flush()
