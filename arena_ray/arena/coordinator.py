@@ -19,7 +19,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.metrics import ArenaMetrics, updates
-from arena_ray.arena.pairing import PlannedBattle
+from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings, RetrySettings
 from arena_ray.records import Completion, GenerationRequest, Instruction
 from arena_ray.serving.engines import MissingAnswer
@@ -41,7 +41,7 @@ class ServeModelClient:
 
 
 class Coordinator:
-    def __init__(self, run_dir: str, instructions: list[Instruction], plan: list[PlannedBattle],
+    def __init__(self, run_dir: str, instructions: list[Instruction], plan: BattlePlan,
                  competitors: dict[str, tuple[object, int]], judge: tuple[object, int],
                  judge_settings: JudgeSettings, retry: RetrySettings, flush_every: int, flush_interval_s: float):
         log_event(run_dir, "coordinator_start", pid=os.getpid())

@@ -10,11 +10,13 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from arena_ray.arena.progress import LedgerIndex
 from arena_ray.records import (
     GENERATION_SCHEMA,
     INSTRUCTION_SCHEMA,
@@ -56,16 +58,19 @@ def write_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def read_table(path: Path, schema: pa.Schema) -> pa.Table:
+def read_table(path: Path, schema: pa.Schema, columns: Optional[Sequence[str]] = None) -> pa.Table:
+    """The file's rows as `schema` (or just `columns` of it); a clear LedgerError for a bad file."""
+    names = list(columns or schema.names)
     try:
-        table = pq.read_table(path)
+        present = pq.read_schema(path).names
+        missing = set(names) - set(present)
+        table = None if missing else pq.read_table(path, columns=names)
     except Exception as err:  # pyarrow raises several types for truncated/corrupt files
         raise LedgerError(f"ledger file {path} is unreadable ({type(err).__name__}: {err}); "
                           f"move it aside to resume without it") from None
-    missing = set(schema.names) - set(table.column_names)
     if missing:
         raise LedgerError(f"ledger file {path} lacks columns {sorted(missing)}")
-    return table.select(schema.names).cast(schema)
+    return table.select(names).cast(pa.schema([schema.field(n) for n in names]))
 
 
 def save_instructions(run_dir: Path, instructions: Iterable[Instruction]) -> None:
@@ -113,6 +118,15 @@ class Ledger:
     def append_judgments(self, records: Iterable[Judgment]) -> None:
         self.append("judgments", records)
 
+    def _files(self, name: str) -> list[Path]:
+        return ([self._consolidated(name)] if self._consolidated(name).exists() else []) + self._parts(name)
+
+    def scan(self, name: str, columns: Sequence[str]) -> Iterator[pa.Table]:
+        """Some columns of every file, one table per file, repeats not removed: for indexes that must not
+        hold every answer and verdict text in memory (a resumed 100k-battle run)."""
+        for path in self._files(name):
+            yield read_table(path, _TABLES[name][1], columns)
+
     def _read_all(self, name: str) -> tuple[list, list[Path]]:
         record_type, schema = _TABLES[name]
         parts = self._parts(name)
@@ -131,8 +145,30 @@ class Ledger:
     def generations(self) -> list[Generation]:
         return self._read_all("generations")[0]
 
+    def generations_of(self, instruction_ids: set[str]) -> list[Generation]:
+        """Recorded answers to these instructions only: a resume reloads the answers still to be judged."""
+        if not instruction_ids:
+            return []
+        wanted = pa.array(sorted(instruction_ids))
+        out: dict[tuple, Generation] = {}
+        for table in self.scan("generations", GENERATION_SCHEMA.names):
+            rows = table.filter(pc.is_in(table["instruction_id"], value_set=wanted))
+            for g in from_table(rows, Generation):
+                out.setdefault(generation_key(g), g)
+        return list(out.values())
+
     def judgments(self) -> list[Judgment]:
         return self._read_all("judgments")[0]
+
+    def index(self) -> LedgerIndex:
+        """What is recorded, read column-wise without any answer or verdict text (see LedgerIndex)."""
+        index = LedgerIndex()
+        for t in self.scan("generations", ["instruction_id", "model", "error"]):
+            index.add_answers(t["instruction_id"].to_pylist(), t["model"].to_pylist(), t["error"].to_pylist())
+        for t in self.scan("judgments", ["battle_id", "position", "attempt", "parse_ok"]):
+            index.add_games(t["battle_id"].to_pylist(), t["position"].to_pylist(), t["attempt"].to_pylist(),
+                            t["parse_ok"].to_pylist())
+        return index
 
     def consolidate(self) -> None:
         """Fold the parts into `<name>.parquet` (atomically), then remove the folded parts."""

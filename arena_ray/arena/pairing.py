@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedBattle:
     battle_id: str
     instruction_id: str
@@ -39,6 +39,25 @@ def model_pairs(competitors: Sequence[str], pairing: str, target: Optional[str] 
 def plan_battles(instruction_ids: Sequence[str], pairs: Sequence[tuple[str, str]], judge: str,
                  prompt_version: str) -> Iterator[PlannedBattle]:
     """Instruction-major order, so that an instruction's battles become judgeable together."""
-    for iid in instruction_ids:
-        for a, b in pairs:
-            yield PlannedBattle(battle_id(iid, a, b, judge, prompt_version), iid, a, b)
+    return iter(BattlePlan(tuple(instruction_ids), tuple(pairs), judge, prompt_version))
+
+
+@dataclass(frozen=True)
+class BattlePlan:
+    """Every battle of an arena, made on demand instead of held: memory grows with instructions + pairs, not
+    with their product, and the coordinator actor receives a few ids instead of one record per battle."""
+
+    instruction_ids: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+    judge: str
+    prompt_version: str
+
+    def for_instruction(self, iid: str) -> list[PlannedBattle]:
+        return [PlannedBattle(battle_id(iid, a, b, self.judge, self.prompt_version), iid, a, b) for a, b in self.pairs]
+
+    def __iter__(self) -> Iterator[PlannedBattle]:
+        for iid in self.instruction_ids:
+            yield from self.for_instruction(iid)
+
+    def __len__(self) -> int:
+        return len(self.instruction_ids) * len(self.pairs)

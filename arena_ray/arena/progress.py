@@ -2,11 +2,12 @@
 final tally both read it, so a resumed run decides exactly as an uninterrupted one would."""
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
-from arena_ray.arena.pairing import PlannedBattle
+from arena_ray.arena.pairing import BattlePlan, PlannedBattle
 from arena_ray.judging.combine import combine_games
 from arena_ray.records import Battle, Generation, Judgment
 
@@ -33,28 +34,81 @@ def game_states(judgments: Iterable[Judgment]) -> dict[tuple[str, int], GameStat
     return {k: GameState(ok.get(k), n) for k, n in attempts.items()}
 
 
-def remaining_work(plan: Sequence[PlannedBattle], generations: Iterable[Generation], judgments: Iterable[Judgment],
-                   max_attempts: int) -> tuple[list[tuple[PlannedBattle, int, int]], dict[str, list[str]]]:
-    """Games still to judge as (battle, position, next attempt), and per model the instruction ids it
-    still has to answer (instruction-major order)."""
-    generations = list(generations)
-    have = {(g.instruction_id, g.model) for g in generations}
-    unanswerable = {(g.instruction_id, g.model) for g in generations if g.error}
-    states = game_states(judgments)
+@dataclass
+class LedgerIndex:
+    """What the ledger holds, without any text: which answers exist (or are missing for good) and how many
+    attempts each game had. Enough to decide what is left while holding no answer or verdict in memory; a
+    battle whose two games both parsed (nearly all of them) costs one battle id."""
+
+    answered: set[tuple[str, str]] = field(default_factory=set)       # (instruction_id, model)
+    unanswerable: set[tuple[str, str]] = field(default_factory=set)   # recorded with an error
+    judged: set[str] = field(default_factory=set)                     # battle ids with both games parsed
+    games: dict[tuple[str, int], tuple[int, bool]] = field(default_factory=dict)  # the rest: (attempts, parsed)
+
+    def add_answers(self, instruction_ids: Iterable[str], models: Iterable[str], errors: Iterable) -> None:
+        for iid, model, error in zip(instruction_ids, models, errors):
+            key = (sys.intern(iid), sys.intern(model))  # one string per instruction, not per answer
+            self.answered.add(key)
+            if error:
+                self.unanswerable.add(key)
+
+    def add_games(self, battle_ids: Iterable[str], positions: Iterable[int], attempts: Iterable[int],
+                  parsed: Iterable[bool]) -> None:
+        for battle, position, attempt, ok in zip(battle_ids, positions, attempts, parsed):
+            if battle in self.judged:
+                continue
+            before, was_ok = self.games.get((battle, position), (0, False))
+            self.games[(battle, position)] = (max(before, attempt + 1), was_ok or bool(ok))
+            if ok and all(self.games.get((battle, pos), (0, False))[1] for pos in (0, 1)):
+                del self.games[(battle, 0)], self.games[(battle, 1)]
+                self.judged.add(battle)
+
+    def game(self, battle_id: str, position: int) -> tuple[int, bool]:
+        """(attempts so far, parsed); a judged game's attempt count is not kept (it is settled anyway)."""
+        if battle_id in self.judged:
+            return 1, True
+        return self.games.get((battle_id, position), (0, False))
+
+    @classmethod
+    def of(cls, generations: Iterable[Generation], judgments: Iterable[Judgment]) -> "LedgerIndex":
+        index = cls()
+        generations, judgments = list(generations), list(judgments)
+        index.add_answers([g.instruction_id for g in generations], [g.model for g in generations],
+                          [g.error for g in generations])
+        index.add_games([j.battle_id for j in judgments], [j.position for j in judgments],
+                        [j.attempt for j in judgments], [j.parse_ok for j in judgments])
+        return index
+
+
+@dataclass
+class InstructionWork:
+    instruction_id: str
+    games: list[tuple[PlannedBattle, int, int]]   # (battle, position, next attempt), still to judge
+    to_answer: list[str]                          # models whose answer is still to be generated
+
+
+def instruction_work(battles: Sequence[PlannedBattle], index: LedgerIndex, max_attempts: int) -> InstructionWork:
+    """One instruction's games still to judge, and the answers they still need."""
     games = []
-    for pb in plan:
-        if (pb.instruction_id, pb.model_a) in unanswerable or (pb.instruction_id, pb.model_b) in unanswerable:
+    for pb in battles:
+        if (pb.instruction_id, pb.model_a) in index.unanswerable or \
+                (pb.instruction_id, pb.model_b) in index.unanswerable:
             continue  # settled as failed: a recorded answer is missing for good
         for pos in (0, 1):
-            st = states.get((pb.battle_id, pos))
-            if st is None or not st.settled(max_attempts):
-                games.append((pb, pos, st.attempts if st else 0))
-    needed: dict[str, dict[str, None]] = {}
-    for pb, _, _ in games:
-        for m in (pb.model_a, pb.model_b):
-            if (pb.instruction_id, m) not in have:
-                needed.setdefault(m, {})[pb.instruction_id] = None  # an ordered set
-    return games, {m: list(ids) for m, ids in needed.items()}
+            attempts, parsed = index.game(pb.battle_id, pos)
+            if not parsed and attempts < max_attempts:
+                games.append((pb, pos, attempts))
+    needed = {m: None for pb, _, _ in games for m in (pb.model_a, pb.model_b)
+              if (pb.instruction_id, m) not in index.answered}  # an ordered set
+    return InstructionWork(battles[0].instruction_id if battles else "", games, list(needed))
+
+
+def remaining(plan: BattlePlan, index: LedgerIndex, max_attempts: int) -> Iterator[InstructionWork]:
+    """The instructions that still have games to judge, in plan order, made one at a time."""
+    for iid in plan.instruction_ids:
+        work = instruction_work(plan.for_instruction(iid), index, max_attempts)
+        if work.games:
+            yield work
 
 
 @dataclass
@@ -67,7 +121,7 @@ class Tally:
     pending: int = 0            # not settled yet (an interrupted run)
 
 
-def tally(plan: Sequence[PlannedBattle], judgments: Iterable[Judgment], generations: Iterable[Generation], *,
+def tally(plan: Iterable[PlannedBattle], judgments: Iterable[Judgment], generations: Iterable[Generation], *,
           max_attempts: int, disagreement: str, tie_margin: float, use_weighted: bool) -> Tally:
     """Combine settled games into battles; count what failed (never silently a tie)."""
     states = game_states(judgments)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from arena_ray.arena.ledger import Ledger
-from arena_ray.arena.pairing import PlannedBattle
+from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import Tally, tally
 from arena_ray.config import Config
 from arena_ray.rating import bradley_terry, leaderboard
@@ -22,7 +22,7 @@ def write_battles(path: Path, battles: Sequence[Battle]) -> None:
     tmp.replace(path)
 
 
-def outcome(config: Config, ledger: Ledger, plan: Sequence[PlannedBattle], judgments=None) -> Tally:
+def outcome(config: Config, ledger: Ledger, plan: BattlePlan, judgments=None) -> Tally:
     return tally(plan, judgments if judgments is not None else ledger.judgments(), ledger.generations(),
                  max_attempts=config.judge.max_attempts, disagreement=config.judge.disagreement,
                  tie_margin=config.judge.tie_margin, use_weighted=config.judge.logprob_weighted)
@@ -32,7 +32,7 @@ def disagreement_rate(result: Tally) -> float:
     return round(result.inconsistent / max(1, len(result.battles) + result.discarded), 4)
 
 
-def finalize(config: Config, run_dir: Path, plan: Sequence[PlannedBattle], run_stats: dict) -> tuple[Tally, list[Rating]]:
+def finalize(config: Config, run_dir: Path, plan: BattlePlan, run_stats: dict) -> tuple[Tally, list[Rating]]:
     ledger = Ledger(run_dir)
     ledger.consolidate()
     judgments = ledger.judgments()

@@ -14,8 +14,8 @@ from tqdm import tqdm
 from arena_ray.arena.coordinator import count_events, start_coordinator
 from arena_ray.arena.ledger import Ledger, save_instructions
 from arena_ray.arena.metrics import ArenaMetrics
-from arena_ray.arena.pairing import PlannedBattle, model_pairs, plan_battles
-from arena_ray.arena.progress import Tally, remaining_work
+from arena_ray.arena.pairing import BattlePlan, model_pairs
+from arena_ray.arena.progress import Tally, remaining
 from arena_ray.arena.results import disagreement_rate, finalize, outcome
 from arena_ray.arena.scheduler import JudgeSettings, RetrySettings
 from arena_ray.cluster import ray_session
@@ -55,10 +55,10 @@ def prepare_run_dir(config: Config) -> Path:
     return run_dir
 
 
-def make_plan(config: Config, instructions: list[Instruction], template: PairwiseTemplate) -> list[PlannedBattle]:
+def make_plan(config: Config, instructions: list[Instruction], template: PairwiseTemplate) -> BattlePlan:
     pairs = model_pairs(config.arena.competitors, config.arena.pairing, config.arena.target)
-    ids = [i.instruction_id for i in instructions]
-    return list(plan_battles(ids, pairs, config.judge.model, template.version))
+    return BattlePlan(tuple(i.instruction_id for i in instructions), tuple(pairs), config.judge.model,
+                      template.version)
 
 
 def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
@@ -112,9 +112,8 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     template = load_template(config.judge.prompt)
     plan = make_plan(config, instructions, template)
     ledger = Ledger(run_dir)
-    games, _ = remaining_work(plan, ledger.generations(), ledger.judgments(), config.judge.max_attempts)
     started = time.perf_counter()
-    if games:
+    if next(remaining(plan, ledger.index(), config.judge.max_attempts), None):
         stats = serve_and_battle(config, run_dir, instructions, plan, template, engine_factories or {},
                                  show_progress)
     else:  # a finished run: nothing to serve, just (re)write the results
@@ -127,7 +126,7 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     return ArenaResult(run_dir, result, ratings, stats)
 
 
-def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instruction], plan: list[PlannedBattle],
+def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instruction], plan: BattlePlan,
                      template: PairwiseTemplate, factories: dict, show_progress: bool) -> dict:
     """Deploy every model, run the coordinator to completion, take the deployments down again."""
     served = config.served_models()
@@ -160,7 +159,7 @@ def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instructi
     return stats
 
 
-def export_outcome(config: Config, run_dir: Path, plan: list[PlannedBattle]) -> None:
+def export_outcome(config: Config, run_dir: Path, plan: BattlePlan) -> None:
     """Battles decided and the position-swap disagreement rate, as gauges, while the cluster is still up."""
     result = outcome(config, Ledger(run_dir), plan)
     metrics = ArenaMetrics(run_dir.name)

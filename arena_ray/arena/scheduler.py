@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Protocol, Sequence
 
 from arena_ray.arena.ledger import Ledger
-from arena_ray.arena.pairing import PlannedBattle
-from arena_ray.arena.progress import remaining_work
+from arena_ray.arena.pairing import BattlePlan, PlannedBattle
+from arena_ray.arena.progress import remaining
 from arena_ray.judging.parse import parse_pairwise, weighted_score
 from arena_ray.judging.prompts import PairwiseTemplate
 from arena_ray.records import (
@@ -115,45 +115,16 @@ class Counters:
     meters: dict[str, Meter] = field(default_factory=dict)
 
 
-class InstructionWindow:
-    """Admits instructions to generation in plan order, at most `size` unfinished at a time: answers are held
-    only until an instruction's games are all settled, so memory stays bounded however long the run.
-
-    Admission in one global order cannot deadlock: every admitted instruction precedes, in every model's
-    queue, any instruction a worker is waiting to admit, so its answers always come."""
-
-    def __init__(self, order: Sequence[str], pending: dict[str, int], size: int):
-        self.order, self.pending, self.size = list(order), pending, size
-        self.next = 0
-        self.open: set[str] = set()
-        self.closed: set[str] = set()
-        self.changed = asyncio.Condition()
-        self._admit()
-
-    def _admit(self) -> None:
-        while self.next < len(self.order) and len(self.open) < self.size:
-            self.open.add(self.order[self.next])
-            self.next += 1
-
-    async def enter(self, iid: str) -> None:
-        async with self.changed:
-            await self.changed.wait_for(lambda: iid in self.open or iid in self.closed)
-
-    async def settle(self, iid: str, games: int = 1) -> bool:
-        """Count settled games; True when the instruction has none left (its answers can go)."""
-        self.pending[iid] -= games
-        if self.pending[iid] > 0:
-            return False
-        async with self.changed:
-            self.open.discard(iid)
-            self.closed.add(iid)
-            self._admit()
-            self.changed.notify_all()
-        return True
-
-
 class BattleScheduler:
-    def __init__(self, instructions: Sequence[Instruction], plan: Sequence[PlannedBattle],
+    """Admits instructions in plan order, at most `window` unfinished at a time: an instruction's battles are
+    made when it is admitted and its answers are held only until its games all settle, so memory stays flat
+    however many battles the run has.
+
+    No deadlock: generation workers only ever see admitted instructions, each answer is either recorded or
+    fails for good, and every game then settles (judged, failed, or dropped with a failed answer), which frees
+    its instruction's slot for the next one."""
+
+    def __init__(self, instructions: Sequence[Instruction], plan: BattlePlan,
                  competitors: dict[str, ModelClient], judge: ModelClient, judge_settings: JudgeSettings,
                  retry: RetrySettings, ledger: Ledger, flush_every: int = 32, flush_interval_s: float = 5.0,
                  window: Optional[int] = None):
@@ -167,68 +138,85 @@ class BattleScheduler:
         self.counters.meters["judge"] = Meter(capacity=judge_capacity)
         self._buffers: dict[str, list] = {"generations": [], "judgments": []}
         self._flush_lock = asyncio.Lock()
-        self.window_size = window
+        # Enough instructions in flight to keep every competitor and the judge busy, and no more.
+        self.window_size = window or max(8, 2 * judge_capacity + sum(c.capacity for c in competitors.values()))
 
     # ---- plan what is left -------------------------------------------------------------------------------
-    def _load(self):
-        generations = self.ledger.generations()
-        games, needed = remaining_work(self.plan, generations, self.ledger.judgments(), self.js.max_attempts)
-        open_ids = {pb.instruction_id for pb, _, _ in games}
-        self.answers = {(g.instruction_id, g.model): g for g in generations if g.instruction_id in open_ids}
-        return games, needed
-
-    def _window(self, games, needed) -> InstructionWindow:
-        pending: dict[str, int] = defaultdict(int)
-        for pb, _, _ in games:
-            pending[pb.instruction_id] += 1
-        to_generate = {iid for ids in needed.values() for iid in ids}
-        order = list(dict.fromkeys(pb.instruction_id for pb, _, _ in games if pb.instruction_id in to_generate))
-        # Enough instructions in flight to keep every competitor and the judge busy, and no more.
-        size = self.window_size or max(8, 2 * self.counters.meters["judge"].capacity
-                                       + sum(c.capacity for c in self.competitors.values()))
-        return InstructionWindow(order, pending, size)
-
-    async def _settle(self, iid: str, games: int = 1) -> None:
-        if await self.window.settle(iid, games):
-            for model in self.competitors:
-                self.answers.pop((iid, model), None)
+    def _load(self) -> dict[str, int]:
+        """Count what is left (one pass, nothing kept per battle); reload the answers still to be judged.
+        Returns per model how many answers it still has to give."""
+        self.index = self.ledger.index()
+        answers_to_give: dict[str, int] = defaultdict(int)
+        resumable: set[str] = set()
+        for work in remaining(self.plan, self.index, self.js.max_attempts):
+            self.counters.games_total += len(work.games)
+            for model in work.to_answer:
+                answers_to_give[model] += 1
+            if any((work.instruction_id, m) in self.index.answered for m in self.competitors):
+                resumable.add(work.instruction_id)
+        self.counters.generations_total = sum(answers_to_give.values())
+        self.answers = {(g.instruction_id, g.model): g for g in self.ledger.generations_of(resumable)}
+        return answers_to_give
 
     # ---- run ---------------------------------------------------------------------------------------------
     async def run(self) -> dict:
-        games, needed = self._load()
-        self.counters.games_total = len(games)
-        self.counters.generations_total = sum(len(v) for v in needed.values())
-        waiting: dict[tuple[str, str], list] = defaultdict(list)
+        answers_to_give = self._load()
         self.judge_queue: asyncio.Queue = asyncio.Queue()
-        self.window = self._window(games, needed)
-        for game in games:
-            await self._route(game, waiting)
-        workers = []
-        for model, ids in needed.items():
-            queue: asyncio.Queue = asyncio.Queue()
-            for iid in ids:
-                queue.put_nowait(iid)
-            workers += [asyncio.create_task(self._generation_worker(model, queue, waiting))
-                        for _ in range(min(self.competitors[model].capacity, len(ids)))]
+        self.slots = asyncio.Semaphore(self.window_size)
+        self.unsettled: dict[str, int] = {}                       # admitted instruction -> games not settled
+        self.waiting: dict[tuple[str, str], list] = defaultdict(list)  # games parked on a missing answer
+        self.failed_answers: set[tuple[str, str]] = set()         # given up on in this run (a re-run asks again)
+        queues = {m: asyncio.Queue() for m in answers_to_give}
+        workers = {m: min(self.competitors[m].capacity, n) for m, n in answers_to_give.items()}
+        tasks = [asyncio.create_task(self._generation_worker(m, queues[m])) for m, n in workers.items()
+                 for _ in range(n)]
+        admitter = asyncio.create_task(self._admit_all(queues, workers))
         judges = [asyncio.create_task(self._judge_worker()) for _ in range(self.counters.meters["judge"].capacity)]
         flusher = asyncio.create_task(self._flush_loop())
         try:
-            await asyncio.gather(*workers)
+            await asyncio.gather(admitter, *tasks)
             await self.judge_queue.join()
         finally:
-            for task in judges + [flusher]:
+            for task in [admitter, *tasks, *judges, flusher]:
                 task.cancel()
             await self._flush()
-        self.counters.games_total -= sum(len(v) for v in waiting.values())  # games whose answer never came
         return self.summary()
 
-    async def _route(self, game, waiting) -> None:
-        """Queue a game if both answers exist; else park it on the first missing answer."""
+    async def _admit_all(self, queues: dict[str, asyncio.Queue], workers: dict[str, int]) -> None:
+        """Admit each instruction with work left as a slot frees; then tell the generation workers to stop."""
+        for work in remaining(self.plan, self.index, self.js.max_attempts):
+            await self.slots.acquire()
+            self.unsettled[work.instruction_id] = len(work.games)
+            for model in work.to_answer:
+                queues[model].put_nowait(work.instruction_id)
+            for game in work.games:
+                await self._route(game)
+        for model, queue in queues.items():
+            for _ in range(workers[model]):
+                queue.put_nowait(None)
+
+    async def _settle(self, iid: str, games: int = 1) -> None:
+        """Count settled games; when an instruction has none left, drop its answers and free its slot."""
+        self.unsettled[iid] -= games
+        if self.unsettled[iid] > 0:
+            return
+        del self.unsettled[iid]
+        for model in self.competitors:
+            self.answers.pop((iid, model), None)
+            self.failed_answers.discard((iid, model))
+        self.slots.release()
+
+    async def _route(self, game) -> None:
+        """Queue a game if both answers exist; park it on the first missing one; drop it if one failed."""
         pb = game[0]
         for m in (pb.model_a, pb.model_b):
             gen = self.answers.get((pb.instruction_id, m))
+            if (pb.instruction_id, m) in self.failed_answers:
+                self.counters.games_total -= 1  # not judged in this run: pending for a re-run
+                await self._settle(pb.instruction_id)
+                return
             if gen is None:
-                waiting[(pb.instruction_id, m)].append(game)
+                self.waiting[(pb.instruction_id, m)].append(game)
                 return
             if gen.error:
                 self.counters.games_total -= 1  # no answer, no game: tallied as a failed battle
@@ -259,11 +247,9 @@ class BattleScheduler:
         meter.failures += 1
         raise RequestFailed(f"{type(last).__name__}: {last}"[:500])
 
-    async def _generation_worker(self, model: str, queue: asyncio.Queue, waiting) -> None:
+    async def _generation_worker(self, model: str, queue: asyncio.Queue) -> None:
         meter = self.counters.meters[model]
-        while not queue.empty():
-            iid = queue.get_nowait()
-            await self.window.enter(iid)
+        while (iid := await queue.get()) is not None:
             request = GenerationRequest(f"gen-{model}-{iid}", (ChatMessage("user", self.text[iid]),), None, iid)
             try:
                 c = await self._call(self.competitors[model], request, meter)
@@ -273,16 +259,15 @@ class BattleScheduler:
                 gen = Generation(iid, model, "", None, None, 0.0, "error", error=str(err)[:500])
             except RequestFailed:
                 # Not recorded: a re-run asks again. Its games stay unjudged (pending for that re-run).
-                dropped = waiting.pop((iid, model), [])
-                self.counters.games_total -= len(dropped)
-                if dropped:
-                    await self._settle(iid, len(dropped))
+                self.failed_answers.add((iid, model))
+                for game in self.waiting.pop((iid, model), []):
+                    await self._route(game)
                 continue
             self.answers[(iid, model)] = gen
             self.counters.generations_done += 1
             await self._record("generations", gen)
-            for game in waiting.pop((iid, model), []):
-                await self._route(game, waiting)
+            for game in self.waiting.pop((iid, model), []):
+                await self._route(game)
 
     def _judge_request(self, pb: PlannedBattle, position: int, attempt: int) -> GenerationRequest:
         first, second = (pb.model_a, pb.model_b) if position == 0 else (pb.model_b, pb.model_a)

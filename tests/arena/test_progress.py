@@ -47,11 +47,34 @@ def test_discard_rule_counts_inconsistent():
 
 
 def test_remaining_work_skips_settled_and_unanswerable():
-    from arena_ray.arena.progress import remaining_work
+    from arena_ray.arena.pairing import BattlePlan
+    from arena_ray.arena.progress import LedgerIndex, remaining
     q1, q2 = PLAN
-    games, needed = remaining_work(PLAN, [], [], max_attempts=2)
-    assert len(games) == 4 and needed == {"a": ["q1", "q2"], "b": ["q1", "q2"]}
+    plan = BattlePlan(("q1", "q2"), (("a", "b"),), "j", "v")
+    assert list(plan) == PLAN and len(plan) == 2
+    work = list(remaining(plan, LedgerIndex(), max_attempts=2))
+    assert [(w.instruction_id, len(w.games), w.to_answer) for w in work] == [("q1", 2, ["a", "b"]),
+                                                                             ("q2", 2, ["a", "b"])]
     gens = [Generation("q1", "a", "x", 1, 1, 0.0, "stop"), Generation("q1", "b", "y", 1, 1, 0.0, "stop"),
             Generation("q2", "b", "", None, None, 0.0, "error", error="missing")]
-    games, needed = remaining_work(PLAN, gens, [judg(q1, 0, 0, 8, 3), judg(q1, 1, 0), judg(q1, 1, 1)], max_attempts=3)
-    assert games == [(q1, 1, 2)] and needed == {}
+    index = LedgerIndex.of(gens, [judg(q1, 0, 0, 8, 3), judg(q1, 1, 0), judg(q1, 1, 1)])
+    work = list(remaining(plan, index, max_attempts=3))
+    assert [(w.instruction_id, w.games, w.to_answer) for w in work] == [("q1", [(q1, 1, 2)], [])]
+    assert not list(remaining(plan, index, max_attempts=2))  # q1's second game has used both attempts
+
+
+def test_ledger_index_read_column_wise_equals_the_records(tmp_path):
+    from arena_ray.arena.ledger import Ledger
+    from arena_ray.arena.progress import LedgerIndex
+    q1, q2 = PLAN
+    gens = [Generation("q1", "a", "x", 1, 1, 0.0, "stop"),
+            Generation("q2", "b", "", None, None, 0.0, "error", error="missing")]
+    judgments = [judg(q1, 0, 0), judg(q1, 0, 1, 8, 3), judg(q2, 1, 0)]
+    ledger = Ledger(tmp_path)
+    ledger.append("generations", gens[:1])
+    ledger.append("generations", gens[1:])
+    ledger.append("judgments", judgments[:2])
+    ledger.append("judgments", judgments[1:])  # a repeated row, as after a crash mid-consolidation
+    assert ledger.index() == LedgerIndex.of(gens, judgments)
+    assert ledger.index().game(q1.battle_id, 0) == (2, True) and ledger.index().game(q2.battle_id, 1) == (1, False)
+    assert [g.model for g in ledger.generations_of({"q2"})] == ["b"] and ledger.generations_of(set()) == []

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from arena_ray.arena.ledger import Ledger
-from arena_ray.arena.pairing import model_pairs, plan_battles
+from arena_ray.arena.pairing import BattlePlan, model_pairs
 from arena_ray.arena.progress import tally
 from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings, RetrySettings
 from arena_ray.judging.prompts import load_template
@@ -32,8 +32,8 @@ def make(tmp_path, judge_engine=None, competitors=None, max_attempts=3, timeout=
          permanent=(MissingAnswer,)):
     competitors = competitors or {m: Client(EchoEngine(repeat=r)) for m, r in MODELS.items()}
     judge = Client(judge_engine or LengthJudge(), capacity=6)
-    plan = list(plan_battles([i.instruction_id for i in INSTRUCTIONS], model_pairs(list(competitors), "all_pairs"),
-                             "judge", TEMPLATE.version))
+    plan = BattlePlan(tuple(i.instruction_id for i in INSTRUCTIONS), tuple(model_pairs(list(competitors), "all_pairs")),
+                      "judge", TEMPLATE.version)
     settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64, regex=TEMPLATE.output_regex), 0.7,
                              max_attempts, 4000)
     sched = BattleScheduler(INSTRUCTIONS, plan, competitors, judge, settings,
@@ -169,8 +169,8 @@ def test_answers_are_held_only_inside_the_instruction_window(tmp_path):
             held.append(len(sched.answers))
             return await super().generate(request)
 
-    plan = list(plan_battles([i.instruction_id for i in instructions], model_pairs(list(competitors), "all_pairs"),
-                             "judge", TEMPLATE.version))
+    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(model_pairs(list(competitors), "all_pairs")),
+                      "judge", TEMPLATE.version)
     settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
     sched = BattleScheduler(instructions, plan, competitors, Watching(LengthJudge(), capacity=2), settings,
                             RetrySettings(5.0, 0, 0.0), Ledger(tmp_path), flush_every=8, window=3)
@@ -184,10 +184,33 @@ def test_failed_generations_do_not_stall_the_window(tmp_path):
     instructions = [Instruction(f"f{i}", f"question {i}", "test") for i in range(12)]
     competitors = {"ok": Client(EchoEngine(repeat=1)), "flaky": Client(FlakyEngine(EchoEngine(repeat=2),
                                                                                    fail_calls=range(1, 7)))}
-    plan = list(plan_battles([i.instruction_id for i in instructions], model_pairs(list(competitors), "all_pairs"),
-                             "judge", TEMPLATE.version))
+    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(model_pairs(list(competitors), "all_pairs")),
+                      "judge", TEMPLATE.version)
     settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
     sched = BattleScheduler(instructions, plan, competitors, Client(LengthJudge()), settings,
                             RetrySettings(5.0, 0, 0.0), Ledger(tmp_path), window=2)
     summary = asyncio.run(asyncio.wait_for(sched.run(), timeout=30))
     assert summary["generations_done"] == 12 + 6 and summary["games_done"] == 2 * 6
+
+
+def test_a_failed_answer_drops_games_parked_on_the_other_answer(tmp_path):
+    """The game waits for the slow model's answer; the other model's answer fails first. When the slow one
+    arrives the game must be dropped (pending for a re-run), not parked on the failed answer for ever."""
+    instructions = [Instruction(f"s{i}", f"question {i}", "test") for i in range(3)]
+
+    def run(bad_calls):
+        competitors = {"a_slow": Client(EchoEngine(repeat=1, delay_s=0.05)),
+                       "b_bad": Client(FlakyEngine(EchoEngine(repeat=2), fail_calls=bad_calls))}
+        plan = BattlePlan(tuple(i.instruction_id for i in instructions),
+                          tuple(model_pairs(list(competitors), "all_pairs")), "judge", TEMPLATE.version)
+        settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
+        sched = BattleScheduler(instructions, plan, competitors, Client(LengthJudge()), settings,
+                                RetrySettings(5.0, 0, 0.0), Ledger(tmp_path), window=1)
+        return asyncio.run(asyncio.wait_for(sched.run(), timeout=30)), plan, competitors
+
+    summary, plan, _ = run(bad_calls=range(1, 100))
+    assert summary["generations_done"] == 3 and summary["games_total"] == 0 and summary["games_done"] == 0
+    assert final(tmp_path, plan).pending == 3
+    summary, plan, competitors = run(bad_calls=())
+    assert not competitors["a_slow"].requests  # its recorded answers are reused
+    assert summary["games_done"] == 6 and len(final(tmp_path, plan).battles) == 3

@@ -22,7 +22,7 @@ def arena_run(tmp_path_factory) -> Path:
     import asyncio
 
     from arena_ray.arena.ledger import Ledger
-    from arena_ray.arena.pairing import model_pairs, plan_battles
+    from arena_ray.arena.pairing import BattlePlan, model_pairs
     from arena_ray.arena.results import finalize
     from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings, RetrySettings
     from arena_ray.config import from_dict
@@ -35,8 +35,8 @@ def arena_run(tmp_path_factory) -> Path:
     template = load_template("pairwise-v1")
     instructions = [Instruction(f"q{i}", f"Explain idea {i} in a few words.", "t") for i in range(6)]
     models = {"short": 1, "mid": 2, "long": 3}
-    plan = list(plan_battles([i.instruction_id for i in instructions], model_pairs(list(models), "all_pairs"),
-                             "judge", template.version))
+    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(model_pairs(list(models), "all_pairs")),
+                      "judge", template.version)
 
     class Client:
         def __init__(self, engine):
