@@ -118,24 +118,28 @@ class Ledger:
     def append_judgments(self, records: Iterable[Judgment]) -> None:
         self.append("judgments", records)
 
-    def _files(self, name: str) -> list[Path]:
-        return ([self._consolidated(name)] if self._consolidated(name).exists() else []) + self._parts(name)
+    def _files(self, name: str, parts: list[Path]) -> list[Path]:
+        return ([self._consolidated(name)] if self._consolidated(name).exists() else []) + parts
 
     def scan(self, name: str, columns: Sequence[str]) -> Iterator[pa.Table]:
         """Some columns of every file, one table per file, repeats not removed: for indexes that must not
         hold every answer and verdict text in memory (a resumed 100k-battle run)."""
-        for path in self._files(name):
+        for path in self._files(name, self._parts(name)):
             yield read_table(path, _TABLES[name][1], columns)
 
-    def _read_all(self, name: str) -> tuple[list, list[Path]]:
+    def _read_all(self, name: str, instruction_ids: Optional[set[str]] = None) -> tuple[list, list[Path]]:
+        """Every record once (first copy wins), or only those of `instruction_ids`; and the parts read."""
         record_type, schema = _TABLES[name]
         parts = self._parts(name)
-        files = ([self._consolidated(name)] if self._consolidated(name).exists() else []) + parts
+        wanted = pa.array(sorted(instruction_ids)) if instruction_ids is not None else None
         key = _KEYS[name]
         seen: set = set()
         out = []
-        for path in files:
-            for record in from_table(read_table(path, schema), record_type):
+        for path in self._files(name, parts):
+            table = read_table(path, schema)
+            if wanted is not None:
+                table = table.filter(pc.is_in(table["instruction_id"], value_set=wanted))
+            for record in from_table(table, record_type):
                 k = key(record)
                 if k not in seen:
                     seen.add(k)
@@ -147,15 +151,7 @@ class Ledger:
 
     def generations_of(self, instruction_ids: set[str]) -> list[Generation]:
         """Recorded answers to these instructions only: a resume reloads the answers still to be judged."""
-        if not instruction_ids:
-            return []
-        wanted = pa.array(sorted(instruction_ids))
-        out: dict[tuple, Generation] = {}
-        for table in self.scan("generations", GENERATION_SCHEMA.names):
-            rows = table.filter(pc.is_in(table["instruction_id"], value_set=wanted))
-            for g in from_table(rows, Generation):
-                out.setdefault(generation_key(g), g)
-        return list(out.values())
+        return self._read_all("generations", instruction_ids)[0] if instruction_ids else []
 
     def judgments(self) -> list[Judgment]:
         return self._read_all("judgments")[0]

@@ -36,12 +36,6 @@ def model_pairs(competitors: Sequence[str], pairing: str, target: Optional[str] 
     return [tuple(sorted(p)) for p in pairs]
 
 
-def plan_battles(instruction_ids: Sequence[str], pairs: Sequence[tuple[str, str]], judge: str,
-                 prompt_version: str) -> Iterator[PlannedBattle]:
-    """Instruction-major order, so that an instruction's battles become judgeable together."""
-    return iter(BattlePlan(tuple(instruction_ids), tuple(pairs), judge, prompt_version))
-
-
 @dataclass(frozen=True)
 class BattlePlan:
     """Every battle of an arena, made on demand instead of held: memory grows with instructions + pairs, not
@@ -56,6 +50,7 @@ class BattlePlan:
         return [PlannedBattle(battle_id(iid, a, b, self.judge, self.prompt_version), iid, a, b) for a, b in self.pairs]
 
     def __iter__(self) -> Iterator[PlannedBattle]:
+        """Instruction-major order, so that an instruction's battles become judgeable together."""
         for iid in self.instruction_ids:
             yield from self.for_instruction(iid)
 

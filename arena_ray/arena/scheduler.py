@@ -190,12 +190,12 @@ class BattleScheduler:
             for model in work.to_answer:
                 queues[model].put_nowait(work.instruction_id)
             for game in work.games:
-                await self._route(game)
+                self._route(game)
         for model, queue in queues.items():
             for _ in range(workers[model]):
                 queue.put_nowait(None)
 
-    async def _settle(self, iid: str, games: int = 1) -> None:
+    def _settle(self, iid: str, games: int = 1) -> None:
         """Count settled games; when an instruction has none left, drop its answers and free its slot."""
         self.unsettled[iid] -= games
         if self.unsettled[iid] > 0:
@@ -206,21 +206,21 @@ class BattleScheduler:
             self.failed_answers.discard((iid, model))
         self.slots.release()
 
-    async def _route(self, game) -> None:
+    def _route(self, game) -> None:
         """Queue a game if both answers exist; park it on the first missing one; drop it if one failed."""
         pb = game[0]
         for m in (pb.model_a, pb.model_b):
             gen = self.answers.get((pb.instruction_id, m))
             if (pb.instruction_id, m) in self.failed_answers:
                 self.counters.games_total -= 1  # not judged in this run: pending for a re-run
-                await self._settle(pb.instruction_id)
+                self._settle(pb.instruction_id)
                 return
             if gen is None:
                 self.waiting[(pb.instruction_id, m)].append(game)
                 return
             if gen.error:
                 self.counters.games_total -= 1  # no answer, no game: tallied as a failed battle
-                await self._settle(pb.instruction_id)
+                self._settle(pb.instruction_id)
                 return
         self.judge_queue.put_nowait(game)
 
@@ -261,13 +261,13 @@ class BattleScheduler:
                 # Not recorded: a re-run asks again. Its games stay unjudged (pending for that re-run).
                 self.failed_answers.add((iid, model))
                 for game in self.waiting.pop((iid, model), []):
-                    await self._route(game)
+                    self._route(game)
                 continue
             self.answers[(iid, model)] = gen
             self.counters.generations_done += 1
             await self._record("generations", gen)
             for game in self.waiting.pop((iid, model), []):
-                await self._route(game)
+                self._route(game)
 
     def _judge_request(self, pb: PlannedBattle, position: int, attempt: int) -> GenerationRequest:
         first, second = (pb.model_a, pb.model_b) if position == 0 else (pb.model_b, pb.model_a)
@@ -305,14 +305,14 @@ class BattleScheduler:
         await self._record("judgments", judgment)
         if judgment.parse_ok:
             self.counters.games_done += 1
-            await self._settle(pb.instruction_id)
+            self._settle(pb.instruction_id)
             return
         self.counters.parse_failures += 1
         if attempt + 1 < self.js.max_attempts:
             self.judge_queue.put_nowait((pb, position, attempt + 1))
         else:
             self.counters.games_failed += 1
-            await self._settle(pb.instruction_id)
+            self._settle(pb.instruction_id)
 
     # ---- ledger ------------------------------------------------------------------------------------------
     async def _record(self, table: str, record) -> None:

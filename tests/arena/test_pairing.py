@@ -1,6 +1,6 @@
 import pytest
 
-from arena_ray.arena.pairing import battle_id, model_pairs, plan_battles
+from arena_ray.arena.pairing import BattlePlan, battle_id, model_pairs
 
 
 def test_battle_id_is_deterministic_and_order_free():
@@ -29,7 +29,7 @@ def test_pairings():
 
 
 def test_plan_is_instruction_major_and_unique():
-    plan = list(plan_battles(["q1", "q2"], model_pairs(["a", "b", "c"], "all_pairs"), "j", "v"))
+    plan = list(BattlePlan(("q1", "q2"), tuple(model_pairs(["a", "b", "c"], "all_pairs")), "j", "v"))
     assert [p.instruction_id for p in plan] == ["q1"] * 3 + ["q2"] * 3
     assert len({p.battle_id for p in plan}) == 6
     assert all(p.model_a < p.model_b for p in plan)

@@ -1,4 +1,4 @@
-from arena_ray.arena.pairing import plan_battles
+from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import game_states, tally
 from arena_ray.records import Generation, Judgment
 
@@ -9,7 +9,7 @@ def judg(pb, pos, attempt, a=None, b=None):
                     "j", "v", ok)
 
 
-PLAN = list(plan_battles(["q1", "q2"], [("a", "b")], "j", "v"))
+PLAN = list(BattlePlan(("q1", "q2"), (("a", "b"),), "j", "v"))
 KW = dict(max_attempts=2, disagreement="average", tie_margin=0.0, use_weighted=False)
 
 
@@ -47,7 +47,6 @@ def test_discard_rule_counts_inconsistent():
 
 
 def test_remaining_work_skips_settled_and_unanswerable():
-    from arena_ray.arena.pairing import BattlePlan
     from arena_ray.arena.progress import LedgerIndex, remaining
     q1, q2 = PLAN
     plan = BattlePlan(("q1", "q2"), (("a", "b"),), "j", "v")
