@@ -45,9 +45,9 @@ async def bare(cfg, instructions) -> tuple[int, float]:
 def arena(data: dict) -> tuple[int, float]:
     import ray
 
-    from arena_ray.arena.run import run_arena
-    from arena_ray.config import from_dict
+    from arena_ray.settings import from_dict
     from arena_ray.testing.fakes import LengthJudge
+    from arena_ray.workflows.arena import run_arena
 
     ray.init(num_cpus=8, include_dashboard=False)
     try:
@@ -68,8 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(CPU_ENV)
 
-    from arena_ray.config import ModelConfig
     from arena_ray.data.ingest import load_instructions
+    from arena_ray.settings.models import ModelConfig
 
     instructions = load_instructions(args.instructions, limit=args.prompts)
     mcfg = model_config(args.model, args.max_tokens, args.prompts)

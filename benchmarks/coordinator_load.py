@@ -39,9 +39,10 @@ def one_size(battles: int, flush_every: int, ledger_dir: str, fraction: float) -
     from arena_ray.arena.ledger import Ledger
     from arena_ray.arena.pairing import BattlePlan, model_pairs
     from arena_ray.arena.progress import tally
-    from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings, RetrySettings
+    from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings
     from arena_ray.judging.prompts import load_template
     from arena_ray.records import Instruction, SamplingSpec
+    from arena_ray.serving.retry import RetryPolicy
     from arena_ray.testing.fakes import EchoEngine, LengthJudge
 
     template = load_template("pairwise-v1")
@@ -54,7 +55,7 @@ def one_size(battles: int, flush_every: int, ledger_dir: str, fraction: float) -
     settings = JudgeSettings("judge", template, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sched = BattleScheduler(instructions, plan, competitors, InstantClient(LengthJudge(), 256), settings,
-                            RetrySettings(request_timeout_s=60, max_retries=0, backoff_s=0.0), Ledger(ledger_dir),
+                            RetryPolicy(timeout_s=60, max_retries=0, backoff_s=0.0), Ledger(ledger_dir),
                             flush_every=flush_every, flush_interval_s=5.0)
     start = time.perf_counter()
     summary = asyncio.run(sched.run())
@@ -64,7 +65,7 @@ def one_size(battles: int, flush_every: int, ledger_dir: str, fraction: float) -
     result = tally(plan, ledger.judgments(), ledger.generations(), max_attempts=3, disagreement="average",
                    tie_margin=0.0, use_weighted=False)
     assert len(result.battles) == len(plan), (len(result.battles), len(plan))
-    run_battles = summary["games_total"] // 2
+    run_battles = summary.games_total // 2
     return {"battles": len(plan), "run_battles": run_battles, "seconds": round(elapsed, 2),
             "us_per_battle": round(1e6 * elapsed / max(run_battles, 1), 1),
             "peak_rss_mib": round(peak_run / 1024, 1), "rss_growth_mib": round((peak_run - rss_before) / 1024, 1)}

@@ -55,9 +55,9 @@ async def run(engine, template, cases) -> dict:
 
 
 async def run_all(model: str, cases) -> None:
-    from arena_ray.config import ModelConfig
     from arena_ray.judging.prompts import load_template
     from arena_ray.serving.engines import VLLMEngine
+    from arena_ray.settings.models import ModelConfig
 
     engine = VLLMEngine(ModelConfig(engine="vllm", path=model, vllm={
         "dtype": "float32", "enforce_eager": True, "max_model_len": 4096, "gpu_memory_utilization": 0.25}))

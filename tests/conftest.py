@@ -32,13 +32,13 @@ def smollm2_dir(tmp_path_factory) -> Path:
     """The real SmolLM2 HF folder (prepared by scripts/setup.sh, or here into a temp dir)."""
     if (SMOLLM2 / "config.json").exists():
         return SMOLLM2
-    from arena_ray.models import prepare
+    from arena_ray.workflows.models import prepare
     return prepare("SmolLM2-135M-Instruct", tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, smollm2_dir) -> Path:
-    from arena_ray.models import build_tiny
+    from arena_ray.workflows.models import build_tiny
     return build_tiny(tmp_path_factory.mktemp("tiny") / "tiny-llama", smollm2_dir)
 
 

@@ -42,14 +42,14 @@ def test_malformed_instructions_line(tmp_path, config_file, capsys):
     bad = tmp_path / "ins.jsonl"
     bad.write_text('{"uid": "1", "prompt": "ok"}\n{"uid": "2", "prompt": "oops"\n')
     code, err = run_cli(["arena", "--config", config_file(base(tmp_path)), f"instructions.path={bad}"], capsys)
-    assert code == 2 and "ins.jsonl:2: malformed JSON line" in err
+    assert code == 3 and "ins.jsonl:2: malformed JSON line" in err
 
 
 def test_missing_answers_file(tmp_path, config_file, capsys):
     data = base(tmp_path)
     data["models"]["gpt-4-0314"]["path"] = str(tmp_path / "nowhere.jsonl")
     code, err = run_cli(["arena", "--config", config_file(data)], capsys)
-    assert code == 2 and "answers file not found" in err and "nowhere.jsonl" in err
+    assert code == 3 and "answers file not found" in err and "nowhere.jsonl" in err
 
 
 def test_unreachable_openai_endpoint(tmp_path, config_file, capsys):

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -20,39 +21,26 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.metrics import ArenaMetrics, updates
 from arena_ray.arena.pairing import BattlePlan
-from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings, RetrySettings
-from arena_ray.records import Completion, GenerationRequest, Instruction
+from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings
+from arena_ray.records import Instruction, Progress
+from arena_ray.serving.client import ServeModelClient
 from arena_ray.serving.engines import MissingAnswer
-
-
-class ServeModelClient:
-    """A DeploymentHandle as a ModelClient; a cancelled (timed-out) call cancels the Serve request too."""
-
-    def __init__(self, handle, capacity: int):
-        self.handle, self.capacity = handle, capacity
-
-    async def generate(self, request: GenerationRequest) -> Completion:
-        response = self.handle.generate.remote(request)
-        try:
-            return await response
-        except asyncio.CancelledError:
-            response.cancel()
-            raise
+from arena_ray.serving.retry import RetryPolicy
 
 
 class Coordinator:
     def __init__(self, run_dir: str, instructions: list[Instruction], plan: BattlePlan,
                  competitors: dict[str, tuple[object, int]], judge: tuple[object, int],
-                 judge_settings: JudgeSettings, retry: RetrySettings, flush_every: int, flush_interval_s: float):
+                 judge_settings: JudgeSettings, retry: RetryPolicy, flush_every: int, flush_interval_s: float):
         log_event(run_dir, "coordinator_start", pid=os.getpid())
         self.metrics = ArenaMetrics(Path(run_dir).name)
         clients = {name: ServeModelClient(h, cap) for name, (h, cap) in competitors.items()}
         self.scheduler = BattleScheduler(instructions, plan, clients, ServeModelClient(*judge), judge_settings,
                                          replace(retry, permanent=retry.permanent + (MissingAnswer,)),
                                          Ledger(run_dir), flush_every, flush_interval_s)
-        self._exported: dict = {}
+        self._exported: Optional[Progress] = None
 
-    async def run(self) -> dict:
+    async def run(self) -> Progress:
         exporter = asyncio.create_task(self._export_metrics())
         try:
             summary = await self.scheduler.run()
@@ -73,7 +61,7 @@ class Coordinator:
             self._export_once()
             await asyncio.sleep(every_s)
 
-    async def progress(self) -> dict:
+    async def progress(self) -> Progress:
         return self.scheduler.summary()
 
 

@@ -6,7 +6,6 @@ between consolidation and part removal duplicates nothing. Rows are never rewrit
 """
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -14,9 +13,9 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from arena_ray.arena.progress import LedgerIndex
+from arena_ray.errors import InputError
 from arena_ray.records import (
     GENERATION_SCHEMA,
     INSTRUCTION_SCHEMA,
@@ -27,11 +26,7 @@ from arena_ray.records import (
     from_table,
     to_table,
 )
-
-
-class LedgerError(RuntimeError):
-    """A ledger file is unreadable; the message names it. Nothing is deleted or rewritten."""
-
+from arena_ray.records.tables import read_table, write_atomic
 
 _TABLES = {
     "generations": (Generation, GENERATION_SCHEMA),
@@ -50,34 +45,14 @@ def judgment_key(j: Judgment) -> tuple:
 _KEYS = {"generations": generation_key, "judgments": judgment_key}
 
 
-def write_atomic(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + f".{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def read_table(path: Path, schema: pa.Schema, columns: Optional[Sequence[str]] = None) -> pa.Table:
-    """The file's rows as `schema` (or just `columns` of it); a clear LedgerError for a bad file."""
-    names = list(columns or schema.names)
-    try:
-        present = pq.read_schema(path).names
-        missing = set(names) - set(present)
-        table = None if missing else pq.read_table(path, columns=names)
-    except Exception as err:  # pyarrow raises several types for truncated/corrupt files
-        raise LedgerError(f"ledger file {path} is unreadable ({type(err).__name__}: {err}); "
-                          f"move it aside to resume without it") from None
-    if missing:
-        raise LedgerError(f"ledger file {path} lacks columns {sorted(missing)}")
-    return table.select(names).cast(pa.schema([schema.field(n) for n in names]))
+_HINT = "; move it aside to resume without it"
 
 
 def save_instructions(run_dir: Path, instructions: Iterable[Instruction]) -> None:
     """instructions.parquet: every prompt the run battled on (kept across resumes that add more)."""
     path = Path(run_dir) / "instructions.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    known = {i.instruction_id: i for i in (from_table(read_table(path, INSTRUCTION_SCHEMA), Instruction)
+    known = {i.instruction_id: i for i in (from_table(read_table(path, INSTRUCTION_SCHEMA, hint=_HINT), Instruction)
                                            if path.exists() else [])}
     new = [i for i in instructions if i.instruction_id not in known]
     if new or not path.exists():
@@ -87,8 +62,8 @@ def save_instructions(run_dir: Path, instructions: Iterable[Instruction]) -> Non
 def load_instructions_of(run_dir: Path) -> dict[str, Instruction]:
     path = Path(run_dir) / "instructions.parquet"
     if not path.exists():
-        raise LedgerError(f"{path} not found: not an arena run directory")
-    return {i.instruction_id: i for i in from_table(read_table(path, INSTRUCTION_SCHEMA), Instruction)}
+        raise InputError(f"{path} not found: not an arena run directory")
+    return {i.instruction_id: i for i in from_table(read_table(path, INSTRUCTION_SCHEMA, hint=_HINT), Instruction)}
 
 
 class Ledger:
@@ -125,7 +100,7 @@ class Ledger:
         """Some columns of every file, one table per file, repeats not removed: for indexes that must not
         hold every answer and verdict text in memory (a resumed 100k-battle run)."""
         for path in self._files(name, self._parts(name)):
-            yield read_table(path, _TABLES[name][1], columns)
+            yield read_table(path, _TABLES[name][1], columns, hint=_HINT)
 
     def _read_all(self, name: str, instruction_ids: Optional[set[str]] = None) -> tuple[list, list[Path]]:
         """Every record once (first copy wins), or only those of `instruction_ids`; and the parts read."""
@@ -136,7 +111,7 @@ class Ledger:
         seen: set = set()
         out = []
         for path in self._files(name, parts):
-            table = read_table(path, schema)
+            table = read_table(path, schema, hint=_HINT)
             if wanted is not None:
                 table = table.filter(pc.is_in(table["instruction_id"], value_set=wanted))
             for record in from_table(table, record_type):

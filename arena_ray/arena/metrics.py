@@ -7,6 +7,9 @@ pushes those updates into Ray's metric objects. Names are prefixed `arena_` and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
+from arena_ray.records import Progress
 
 COUNTERS = {  # summary key → metric name (monotonic totals, exported as deltas)
     "generations_done": "arena_generations_done",
@@ -24,18 +27,19 @@ class Update:
     role: str = ""
 
 
-def updates(previous: dict, current: dict, queue_depth: int) -> list[Update]:
-    """What to export since `previous` (a scheduler summary; {} at the start)."""
+def updates(previous: Optional[Progress], current: Progress, queue_depth: int) -> list[Update]:
+    """What to export since `previous` (None at the start)."""
+    previous = previous or Progress()
     out = []
     for key, name in COUNTERS.items():
-        delta = current.get(key, 0) - previous.get(key, 0)
+        delta = getattr(current, key) - getattr(previous, key)
         if delta > 0:
             out.append(Update("counter", name, delta))
-    for role, meter in current.get("meters", {}).items():
-        before = previous.get("meters", {}).get(role, {})
-        out.append(Update("gauge", "arena_in_flight_requests", meter["in_flight"], role))
-        out.append(Update("gauge", "arena_tokens_per_s", meter["tokens_per_s"], role))
-        retries = meter["retries"] - before.get("retries", 0)
+    for role, meter in current.meters.items():
+        before = previous.meters.get(role)
+        out.append(Update("gauge", "arena_in_flight_requests", meter.in_flight, role))
+        out.append(Update("gauge", "arena_tokens_per_s", meter.tokens_per_s, role))
+        retries = meter.retries - (before.retries if before else 0)
         if retries > 0:
             out.append(Update("counter", "arena_request_retries", retries, role))
     out.append(Update("gauge", "arena_judge_queue_depth", queue_depth))

@@ -80,10 +80,19 @@ class LedgerIndex:
         return index
 
 
+@dataclass(frozen=True, slots=True)
+class Game:
+    """One game still to judge: a battle with the answers in one order, and the attempt it is at."""
+
+    battle: PlannedBattle
+    position: int   # 0: model_a shown first
+    attempt: int
+
+
 @dataclass
 class InstructionWork:
     instruction_id: str
-    games: list[tuple[PlannedBattle, int, int]]   # (battle, position, next attempt), still to judge
+    games: list[Game]                             # still to judge
     to_answer: list[str]                          # models whose answer is still to be generated
 
 
@@ -97,8 +106,8 @@ def instruction_work(battles: Sequence[PlannedBattle], index: LedgerIndex, max_a
         for pos in (0, 1):
             attempts, parsed = index.game(pb.battle_id, pos)
             if not parsed and attempts < max_attempts:
-                games.append((pb, pos, attempts))
-    needed = {m: None for pb, _, _ in games for m in (pb.model_a, pb.model_b)
+                games.append(Game(pb, pos, attempts))
+    needed = {m: None for g in games for m in (g.battle.model_a, g.battle.model_b)
               if (pb.instruction_id, m) not in index.answered}  # an ordered set
     return InstructionWork(battles[0].instruction_id if battles else "", games, list(needed))
 

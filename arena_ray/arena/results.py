@@ -9,9 +9,9 @@ from typing import Sequence
 from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import Tally, tally
-from arena_ray.config import Config
 from arena_ray.rating import bradley_terry, leaderboard
 from arena_ray.records import Battle, Rating
+from arena_ray.settings import Config
 
 
 def write_battles(path: Path, battles: Sequence[Battle]) -> None:

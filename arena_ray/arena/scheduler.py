@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Protocol, Sequence
 
 from arena_ray.arena.ledger import Ledger
-from arena_ray.arena.pairing import BattlePlan, PlannedBattle
-from arena_ray.arena.progress import remaining
-from arena_ray.judging.parse import parse_pairwise, weighted_score
+from arena_ray.arena.pairing import BattlePlan
+from arena_ray.arena.progress import Game, remaining
 from arena_ray.judging.prompts import PairwiseTemplate
+from arena_ray.judging.verdict import judgment_from
 from arena_ray.records import (
     ChatMessage,
     Completion,
@@ -27,18 +27,17 @@ from arena_ray.records import (
     GenerationRequest,
     Instruction,
     Judgment,
+    MeterStats,
+    Progress,
     SamplingSpec,
 )
+from arena_ray.serving.retry import RequestFailed, RetryPolicy, request
 
 
 class ModelClient(Protocol):
     capacity: int  # requests worth keeping in flight
 
     async def generate(self, request: GenerationRequest) -> Completion: ...
-
-
-class RequestFailed(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -50,15 +49,6 @@ class JudgeSettings:
     max_attempts: int
     max_answer_chars: int
     max_in_flight: Optional[int] = None
-
-
-@dataclass(frozen=True)
-class RetrySettings:
-    request_timeout_s: float = 600.0
-    max_retries: int = 3
-    backoff_s: float = 1.0
-    # Exception types that retrying cannot fix (e.g. a replay file lacks the answer).
-    permanent: tuple[type, ...] = ()
 
 
 @dataclass
@@ -95,13 +85,24 @@ class Meter:
         self.requests += 1
         self.completion_tokens += tokens or 0
 
-    def summary(self) -> dict:
+    async def timed(self, client: ModelClient, req: GenerationRequest) -> Completion:
+        """One attempt of a request through `client`, counted in flight while it runs."""
+        self.begin()
+        tokens = None
+        try:
+            result = await client.generate(req)
+            tokens = result.completion_tokens
+            return result
+        finally:
+            self.end(tokens)
+
+    def summary(self) -> MeterStats:
         span = max(self.last_end - self.first_start, 1e-9) if self.requests else 0.0
-        return {"requests": self.requests, "completion_tokens": self.completion_tokens, "busy_s": round(span, 3),
-                "tokens_per_s": round(self.completion_tokens / span, 2) if span else 0.0,
-                "mean_in_flight": round(self._busy_integral / span, 2) if span else 0.0,
-                "capacity": self.capacity, "in_flight": self.in_flight, "retries": self.retries,
-                "failures": self.failures}
+        return MeterStats(requests=self.requests, completion_tokens=self.completion_tokens, busy_s=round(span, 3),
+                          tokens_per_s=round(self.completion_tokens / span, 2) if span else 0.0,
+                          mean_in_flight=round(self._busy_integral / span, 2) if span else 0.0,
+                          capacity=self.capacity, in_flight=self.in_flight, retries=self.retries,
+                          failures=self.failures)
 
 
 @dataclass
@@ -126,7 +127,7 @@ class BattleScheduler:
 
     def __init__(self, instructions: Sequence[Instruction], plan: BattlePlan,
                  competitors: dict[str, ModelClient], judge: ModelClient, judge_settings: JudgeSettings,
-                 retry: RetrySettings, ledger: Ledger, flush_every: int = 32, flush_interval_s: float = 5.0,
+                 retry: RetryPolicy, ledger: Ledger, flush_every: int = 32, flush_interval_s: float = 5.0,
                  window: Optional[int] = None):
         self.text = {i.instruction_id: i.text for i in instructions}
         self.plan, self.competitors, self.judge = plan, competitors, judge
@@ -159,7 +160,7 @@ class BattleScheduler:
         return answers_to_give
 
     # ---- run ---------------------------------------------------------------------------------------------
-    async def run(self) -> dict:
+    async def run(self) -> Progress:
         answers_to_give = self._load()
         self.judge_queue: asyncio.Queue = asyncio.Queue()
         self.slots = asyncio.Semaphore(self.window_size)
@@ -208,7 +209,7 @@ class BattleScheduler:
 
     def _route(self, game) -> None:
         """Queue a game if both answers exist; park it on the first missing one; drop it if one failed."""
-        pb = game[0]
+        pb = game.battle
         for m in (pb.model_a, pb.model_b):
             gen = self.answers.get((pb.instruction_id, m))
             if (pb.instruction_id, m) in self.failed_answers:
@@ -224,28 +225,20 @@ class BattleScheduler:
                 return
         self.judge_queue.put_nowait(game)
 
-    async def _call(self, client: ModelClient, request: GenerationRequest, meter: Meter) -> Completion:
-        last: BaseException | None = None
-        for attempt in range(self.retry.max_retries + 1):
-            if attempt:
-                meter.retries += 1
-                await asyncio.sleep(self.retry.backoff_s * 2 ** (attempt - 1))
-            meter.begin()
-            tokens = None
-            try:
-                result = await asyncio.wait_for(client.generate(request), self.retry.request_timeout_s)
-                tokens = result.completion_tokens
-                return result
-            except self.retry.permanent:
-                raise
-            except asyncio.TimeoutError:
-                last = TimeoutError(f"no answer within {self.retry.request_timeout_s:g}s")
-            except Exception as err:  # a dead replica, a transport error: retry
-                last = err
-            finally:
-                meter.end(tokens)
-        meter.failures += 1
-        raise RequestFailed(f"{type(last).__name__}: {last}"[:500])
+    async def _call(self, client: ModelClient, req: GenerationRequest, meter: Meter) -> Completion:
+        """The retrying request path, every attempt metered; a request that fails for good is counted."""
+        class Metered:
+            async def generate(self, r: GenerationRequest) -> Completion:
+                return await meter.timed(client, r)
+
+        def failed(err: BaseException, attempt: int) -> None:
+            meter.retries += attempt < self.retry.max_retries
+
+        try:
+            return await request(Metered(), req, self.retry, on_failure=failed)
+        except RequestFailed:
+            meter.failures += 1
+            raise
 
     async def _generation_worker(self, model: str, queue: asyncio.Queue) -> None:
         meter = self.counters.meters[model]
@@ -269,7 +262,8 @@ class BattleScheduler:
             for game in self.waiting.pop((iid, model), []):
                 self._route(game)
 
-    def _judge_request(self, pb: PlannedBattle, position: int, attempt: int) -> GenerationRequest:
+    def _judge_request(self, game: Game) -> GenerationRequest:
+        pb, position, attempt = game.battle, game.position, game.attempt
         first, second = (pb.model_a, pb.model_b) if position == 0 else (pb.model_b, pb.model_a)
         cut = self.js.max_answer_chars
 
@@ -287,16 +281,17 @@ class BattleScheduler:
         while True:
             game = await self.judge_queue.get()
             try:
-                await self._judge_game(*game)
+                await self._judge_game(game)
             finally:
                 self.judge_queue.task_done()
 
-    async def _judge_game(self, pb: PlannedBattle, position: int, attempt: int) -> None:
+    async def _judge_game(self, game: Game) -> None:
+        pb, position, attempt = game.battle, game.position, game.attempt
         base = dict(battle_id=pb.battle_id, instruction_id=pb.instruction_id, model_a=pb.model_a,
                     model_b=pb.model_b, position=position, attempt=attempt, judge=self.js.name,
                     prompt_version=self.js.template.version)
         try:
-            c = await self._call(self.judge, self._judge_request(pb, position, attempt), self.counters.meters["judge"])
+            c = await self._call(self.judge, self._judge_request(game), self.counters.meters["judge"])
         except RequestFailed as err:
             judgment = Judgment(**base, score_a=None, score_b=None, weighted_score_a=None, weighted_score_b=None,
                                 explanation="", raw="", parse_ok=False, error=f"request failed: {err}")
@@ -309,7 +304,7 @@ class BattleScheduler:
             return
         self.counters.parse_failures += 1
         if attempt + 1 < self.js.max_attempts:
-            self.judge_queue.put_nowait((pb, position, attempt + 1))
+            self.judge_queue.put_nowait(Game(pb, position, attempt + 1))
         else:
             self.counters.games_failed += 1
             self._settle(pb.instruction_id)
@@ -332,23 +327,7 @@ class BattleScheduler:
             await asyncio.sleep(self.flush_interval_s)
             await self._flush()
 
-    def summary(self) -> dict:
+    def summary(self) -> Progress:
         c = self.counters
-        return {"generations_total": c.generations_total, "generations_done": c.generations_done,
-                "games_total": c.games_total, "games_done": c.games_done, "games_failed": c.games_failed,
-                "parse_failures": c.parse_failures, "meters": {k: m.summary() for k, m in c.meters.items()}}
-
-
-def judgment_from(c: Completion, base: dict, position: int) -> Judgment:
-    """A judge completion → a Judgment with scores mapped back to (model_a, model_b)."""
-    verdict = parse_pairwise(c.text)
-    s1, s2, w1, w2 = verdict.score_1, verdict.score_2, None, None
-    if verdict.ok and c.logprobs:
-        w1, w2 = weighted_score(c.logprobs, verdict.span_1, c.text), weighted_score(c.logprobs, verdict.span_2, c.text)
-        if w1 is None or w2 is None:
-            w1 = w2 = None
-    if position == 1:
-        s1, s2, w1, w2 = s2, s1, w2, w1
-    return Judgment(**base, score_a=s1, score_b=s2, weighted_score_a=w1, weighted_score_b=w2,
-                    explanation=verdict.explanation, raw=c.text, parse_ok=verdict.ok, error=verdict.error,
-                    latency_s=c.latency_s, completion_tokens=c.completion_tokens)
+        return Progress(c.generations_total, c.generations_done, c.games_total, c.games_done, c.games_failed,
+                        c.parse_failures, {k: m.summary() for k, m in c.meters.items()})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arena_ray.data.ingest import InputError, iter_jsonl
+from arena_ray.data.ingest import iter_jsonl
+from arena_ray.errors import InputError
 
 
 def _arena_hard_answer(record: dict, where: str) -> tuple[str, str]:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from arena_ray.data.ingest import InputError, iter_jsonl
+from arena_ray.data.ingest import iter_jsonl
+from arena_ray.errors import InputError
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 

@@ -11,11 +11,8 @@ import json
 from pathlib import Path
 from typing import Iterator, Optional
 
+from arena_ray.errors import InputError
 from arena_ray.records import Instruction
-
-
-class InputError(ValueError):
-    """Bad input data; the message names the file and record."""
 
 
 def _text_id(text: str) -> str:

@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from arena_ray.data.ingest import InputError
-from arena_ray.rating.consistency import Entry
+from arena_ray.errors import InputError
+from arena_ray.records import BoardEntry
 
 _PLUS_MINUS = re.compile(r"^\s*\+\s*([\d.]+)\s*/\s*-\s*([\d.]+)\s*$")
 
@@ -20,7 +20,7 @@ def _float(value: str, where: str, name: str) -> float:
         raise InputError(f"{where}: field '{name}' is not a number: {value!r}") from None
 
 
-def _csv(path: Path) -> dict[str, Entry]:
+def _csv(path: Path) -> dict[str, BoardEntry]:
     out = {}
     with path.open(newline="", encoding="utf-8") as fh:
         for lineno, row in enumerate(csv.DictReader(fh), 2):
@@ -28,9 +28,9 @@ def _csv(path: Path) -> dict[str, Entry]:
             if "arena_score" in row:
                 score = _float(row["arena_score"], where, "arena_score")
                 ci = _PLUS_MINUS.match(row.get("95_pct_ci") or "")
-                entry = Entry(score, score - float(ci.group(2)), score + float(ci.group(1))) if ci else Entry(score)
+                entry = BoardEntry(score, score - float(ci.group(2)), score + float(ci.group(1))) if ci else BoardEntry(score)
             elif "score" in row:
-                entry = Entry(_float(row["score"], where, "score"),
+                entry = BoardEntry(_float(row["score"], where, "score"),
                               _float(row["rating_q025"], where, "rating_q025") if row.get("rating_q025") else None,
                               _float(row["rating_q975"], where, "rating_q975") if row.get("rating_q975") else None)
             else:
@@ -41,7 +41,7 @@ def _csv(path: Path) -> dict[str, Entry]:
     return out
 
 
-def load_board(path: str | Path) -> dict[str, Entry]:
+def load_board(path: str | Path) -> dict[str, BoardEntry]:
     path = Path(path)
     if path.is_dir():
         path = path / "leaderboard.json"
@@ -54,13 +54,13 @@ def load_board(path: str | Path) -> dict[str, Entry]:
             models = json.loads(path.read_text())["models"]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise InputError(f"{path}: not a leaderboard.json (needs a 'models' mapping)") from None
-        board = {name: Entry(v["rating"], v.get("ci_low"), v.get("ci_high")) for name, v in models.items()}
+        board = {name: BoardEntry(v["rating"], v.get("ci_low"), v.get("ci_high")) for name, v in models.items()}
     if not board:
         raise InputError(f"{path}: no models")
     return board
 
 
-def rename(board: dict[str, Entry], names_file: str | Path | None) -> dict[str, Entry]:
+def rename(board: dict[str, BoardEntry], names_file: str | Path | None) -> dict[str, BoardEntry]:
     """Map our names to the reference's with a JSON {our_name: reference_name}; nothing is guessed."""
     if not names_file:
         return board

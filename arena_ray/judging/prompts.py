@@ -6,14 +6,11 @@ from pathlib import Path
 
 import yaml
 
+from arena_ray.errors import ConfigError
 from arena_ray.records import ChatMessage
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 _PLACEHOLDERS = ("{question}", "{answer_1}", "{answer_2}")
-
-
-class TemplateError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -80,17 +77,17 @@ def _read(name_or_path: str, kind: str) -> tuple[Path, dict]:
     if not path.suffix:
         path = TEMPLATE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise TemplateError(f"{kind} prompt '{name_or_path}' not found (shipped: {', '.join(available(kind))})")
+        raise ConfigError(f"{kind} prompt '{name_or_path}' not found (shipped: {', '.join(available(kind))})")
     data = yaml.safe_load(path.read_text())
     if data.get("kind", kind) != kind:
-        raise TemplateError(f"{path}: a '{data.get('kind')}' template, not '{kind}'")
+        raise ConfigError(f"{path}: a '{data.get('kind')}' template, not '{kind}'")
     return path, data
 
 
 def load_difficulty_template(name_or_path: str) -> DifficultyTemplate:
     path, data = _read(name_or_path, "difficulty")
     if not data.get("version") or data.get("user", "").count("{instruction}") != 1:
-        raise TemplateError(f"{path}: needs 'version' and a 'user' field with {{instruction}} exactly once")
+        raise ConfigError(f"{path}: needs 'version' and a 'user' field with {{instruction}} exactly once")
     return DifficultyTemplate(str(data["version"]), data.get("system") or "", data["user"], data["output_regex"])
 
 
@@ -99,7 +96,7 @@ def load_rubric_template(name_or_path: str) -> RubricTemplate:
     user = data.get("user", "")
     if not data.get("version") or user.count("{instruction}") != 1 or user.count("{response}") != 1 or \
             user.index("{instruction}") > user.index("{response}"):
-        raise TemplateError(f"{path}: needs 'version' and a 'user' field with {{instruction}} then {{response}}, "
+        raise ConfigError(f"{path}: needs 'version' and a 'user' field with {{instruction}} then {{response}}, "
                             f"each exactly once")
     return RubricTemplate(str(data["version"]), data.get("system") or "", user, data["output_regex"])
 
@@ -109,12 +106,12 @@ def load_template(name_or_path: str) -> PairwiseTemplate:
     path, data = _read(name_or_path, "pairwise")
     missing = [k for k in ("version", "user", "output_regex") if not data.get(k)]
     if missing:
-        raise TemplateError(f"{path}: missing field(s) {missing}")
+        raise ConfigError(f"{path}: missing field(s) {missing}")
     for ph in _PLACEHOLDERS:
         if data["user"].count(ph) != 1:
-            raise TemplateError(f"{path}: field 'user' must contain {ph} exactly once")
+            raise ConfigError(f"{path}: field 'user' must contain {ph} exactly once")
     if data["user"].index("{question}") > data["user"].index("{answer_1}") or \
             data["user"].index("{answer_1}") > data["user"].index("{answer_2}"):
-        raise TemplateError(f"{path}: placeholders must appear in the order question, answer_1, answer_2")
+        raise ConfigError(f"{path}: placeholders must appear in the order question, answer_1, answer_2")
     return PairwiseTemplate(version=str(data["version"]), system=data.get("system") or "",
                             user=data["user"], output_regex=data["output_regex"])

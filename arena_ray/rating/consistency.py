@@ -13,34 +13,25 @@ Metrics over the models both boards share:
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping
 
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
-
-@dataclass(frozen=True)
-class Entry:
-    rating: float
-    ci_low: Optional[float] = None
-    ci_high: Optional[float] = None
-
-    @property
-    def has_ci(self) -> bool:
-        return self.ci_low is not None and self.ci_high is not None
+from arena_ray.errors import InputError
+from arena_ray.records import BoardEntry
 
 
-def _separated(x: Entry, y: Entry) -> bool:
+def _separated(x: BoardEntry, y: BoardEntry) -> bool:
     return x.has_ci and y.has_ci and (x.ci_low > y.ci_high or y.ci_low > x.ci_high)
 
 
-def compare(ours: Mapping[str, Entry], reference: Mapping[str, Entry], scale: float = 400.0) -> dict:
+def compare(ours: Mapping[str, BoardEntry], reference: Mapping[str, BoardEntry], scale: float = 400.0) -> dict:
     shared = sorted(set(ours) & set(reference))
     result = {"models": len(shared), "unmatched_ours": sorted(set(ours) - set(reference)),
               "unmatched_reference_count": len(set(reference) - set(ours))}
     if len(shared) < 3:
-        raise ValueError(f"need at least 3 models on both boards to compare, have {len(shared)}: {shared}; "
+        raise InputError(f"need at least 3 models on both boards to compare, have {len(shared)}: {shared}; "
                          f"unmatched on ours: {result['unmatched_ours']} (map names with --names)")
     a = np.array([ours[m].rating for m in shared])
     b = np.array([reference[m].rating for m in shared])

@@ -26,3 +26,17 @@ def observed_win_rates(battles: Sequence[tuple[str, str, str]], models: Sequence
 def predicted_win_rates(ratings: Mapping[str, float], models: Sequence[str], scale: float = 400.0) -> np.ndarray:
     r = np.array([ratings[m] for m in models])
     return 1 / (1 + 10 ** ((r[None, :] - r[:, None]) / scale))
+
+
+def win_rate(battles: Sequence, model: str, opponent: str) -> tuple[float, int]:
+    """(wins + ties/2) / games of `model` against `opponent`, and the number of games."""
+    score, games = 0.0, 0
+    for b in battles:
+        if {b.model_a, b.model_b} != {model, opponent}:
+            continue
+        games += 1
+        if b.winner in ("tie", "tie (bothbad)"):
+            score += 0.5
+        elif (b.winner == "model_a") == (b.model_a == model):
+            score += 1
+    return (score / games if games else float("nan")), games

@@ -5,14 +5,15 @@ file as the same application the arena deploys.
 """
 from __future__ import annotations
 
-from arena_ray import config as cfg
+from arena_ray import settings as cfg
+from arena_ray.errors import ConfigError
 from arena_ray.serving.deployments import build_app
 
 
 def build_model_app(args: dict):
     if "config" not in args or "model" not in args:
-        raise cfg.ConfigError("build_model_app needs args 'config' (a YAML path) and 'model' (a name in it)")
+        raise ConfigError("build_model_app needs args 'config' (a YAML path) and 'model' (a name in it)")
     config = cfg.load(args["config"])
     if args["model"] not in config.models:
-        raise cfg.ConfigError(f"{args['config']}: no model '{args['model']}' (models: {sorted(config.models)})")
+        raise ConfigError(f"{args['config']}: no model '{args['model']}' (models: {sorted(config.models)})")
     return build_app(args["model"], config.models[args["model"]])

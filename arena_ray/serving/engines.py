@@ -12,10 +12,10 @@ import time
 import uuid
 from typing import Optional, Protocol
 
-from arena_ray.config import ModelConfig
 from arena_ray.data.answers import load_answers
 from arena_ray.records import ChatMessage, Completion, GenerationRequest, SamplingSpec, TokenLogprob
 from arena_ray.serving.weights import WORKER_EXTENSION
+from arena_ray.settings.models import ModelConfig
 
 
 class MissingAnswer(LookupError):

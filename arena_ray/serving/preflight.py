@@ -8,9 +8,11 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
-from arena_ray.config import Config, ConfigError, ModelConfig
 from arena_ray.data.answers import load_answers
+from arena_ray.errors import ConfigError
 from arena_ray.records import Instruction
+from arena_ray.settings import Config
+from arena_ray.settings.models import ModelConfig
 
 log = logging.getLogger(__name__)
 

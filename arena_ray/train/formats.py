@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from arena_ray.train.settings import Method
-
-
-class FormatError(ValueError):
-    """A curated row lacks what its method needs; the message names the row and field."""
+from arena_ray.errors import InputError
+from arena_ray.settings.train import Method
 
 
 def _user(text: str) -> list[dict]:
@@ -27,7 +24,7 @@ def _assistant(text: str) -> list[dict]:
 def sft_row(row: dict, where: str, completion_template: Optional[str]) -> dict:
     messages = row.get("messages")
     if not isinstance(messages, list) or len(messages) < 2 or messages[-1].get("role") != "assistant":
-        raise FormatError(f"{where}: field 'messages' must end with an assistant turn")
+        raise InputError(f"{where}: field 'messages' must end with an assistant turn")
     prompt, answer = messages[:-1], messages[-1]["content"]
     if completion_template is None:
         return {"prompt": prompt, "completion": _assistant(answer)}
@@ -38,7 +35,7 @@ def sft_row(row: dict, where: str, completion_template: Optional[str]) -> dict:
 def preference_row(row: dict, where: str, completion_template: Optional[str]) -> dict:
     for key in ("prompt", "chosen", "rejected"):
         if not isinstance(row.get(key), str) or not row[key]:
-            raise FormatError(f"{where}: field '{key}' must be a non-empty string")
+            raise InputError(f"{where}: field '{key}' must be a non-empty string")
     if completion_template is None:
         return {"prompt": _user(row["prompt"]), "chosen": _assistant(row["chosen"]),
                 "rejected": _assistant(row["rejected"])}

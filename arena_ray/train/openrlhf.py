@@ -1,23 +1,22 @@
-"""`ppo.backend: openrlhf`: hand the RL job to OpenRLHF's Ray PPO on a GPU cluster.
+"""`ppo.backend: openrlhf`: the command line and prompt file of OpenRLHF's Ray PPO on a GPU cluster.
 
 OpenRLHF runs actor / reference / (critic) under DeepSpeed and vLLM engines for rollouts, and broadcasts
 weights into the engines over NCCL after each update. This module writes the prompts this project prepared
 as OpenRLHF's `{"input": ...}` JSONL, builds the `openrlhf.cli.train_ppo_ray` command line from the `ppo:`
 section, and for `reward.source: judge` serves the judge behind OpenRLHF's remote-reward protocol
-(`--remote_rm_url`, serving/reward_app.py) for the duration of the run.
+(`--remote_rm_url`, train/reward_endpoint.py) for the duration of the run.
 """
 from __future__ import annotations
 
 import json
 import logging
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
 
-from arena_ray.config import Config
 from arena_ray.data.ingest import load_instructions
+from arena_ray.errors import ConfigError
+from arena_ray.settings import Config
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def build_command(config: Config, prompt_data: Path, save_path: Path, remote_rm_
         cmd += ["--reward_pretrain", str(Path(ppo.reward.rm_path).resolve()), "--normalize_reward"]
     else:
         if not remote_rm_url:
-            raise ValueError("reward.source 'judge' needs a remote reward URL for OpenRLHF")
+            raise ConfigError("ppo.reward.source 'judge' needs a remote reward URL for OpenRLHF")
         cmd += ["--remote_rm_url", remote_rm_url]
     for flag, on in (("--colocate_all_models", o.colocate_all_models), ("--bf16", o.bf16),
                      ("--gradient_checkpointing", o.gradient_checkpointing), ("--packing_samples", o.packing_samples)):
@@ -79,28 +78,3 @@ def build_command(config: Config, prompt_data: Path, save_path: Path, remote_rm_
 def reward_url(config: Config) -> str:
     return config.ppo.openrlhf.remote_rm_url or \
         f"http://{config.serve.http_host}:{config.serve.http_port}/reward/get_reward"
-
-
-def hand_off(config: Config, show_progress: bool = True) -> dict:
-    root = Path(config.ppo.dir) / "openrlhf"
-    prompts = root / "prompts.jsonl"
-    count = write_prompts(config, prompts)
-    serve_judge = config.ppo.reward.source == "judge" and not config.ppo.openrlhf.remote_rm_url
-    url = reward_url(config) if config.ppo.reward.source == "judge" else None
-    cmd = build_command(config, prompts.resolve(), (root / "model").resolve(), url)
-    (root / "command.sh").write_text("#!/bin/sh\n" + shlex.join(cmd) + "\n")
-    result = {"backend": "openrlhf", "prompts": count, "command": cmd, "remote_rm_url": url}
-    if show_progress:
-        print(shlex.join(cmd))
-    if config.ppo.openrlhf.dry_run:
-        return result
-    if serve_judge:
-        from arena_ray.serving.reward_app import serve_reward
-
-        with serve_reward(config):
-            result["returncode"] = subprocess.run(cmd, check=False).returncode
-    else:
-        result["returncode"] = subprocess.run(cmd, check=False).returncode
-    if result["returncode"]:
-        raise RuntimeError(f"OpenRLHF exited with {result['returncode']} (command in {root / 'command.sh'})")
-    return result

@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from arena_ray.train.rollouts import Rollout, StepStats
+from arena_ray.records.rl import Rollout, StepStats
 
 
 def _batch(rollouts: list[Rollout], pad_id: int, device):
@@ -56,7 +56,7 @@ class PolicyLearner:
     def __init__(self, policy_path: str, settings: dict, use_gpu: bool = False):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from arena_ray.train.ppo_settings import PPOConfig
+        from arena_ray.settings.ppo import PPOConfig
 
         self.s = PPOConfig.model_validate(settings)
         torch.manual_seed(self.s.seed)

@@ -13,11 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from arena_ray.errors import TrainingError
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint folder is incomplete or unsafe; the message names the folder and the file."""
+def version(model: str, iteration: int) -> str:
+    """The name of a model's version after `iteration` iterations (0: the base model)."""
+    return f"{model}@{iteration}"
 
 
 @dataclass(frozen=True)
@@ -34,24 +37,24 @@ class ModelVersion:
 
 
 def weight_files(path: Path) -> list[Path]:
-    """The safetensors files a checkpoint needs (all shards of an index); raises CheckpointError."""
+    """The safetensors files a checkpoint needs (all shards of an index); raises TrainingError."""
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise CheckpointError(f"checkpoint {path}: no config.json (not a Hugging Face model folder)")
+        raise TrainingError(f"checkpoint {path}: no config.json (not a Hugging Face model folder)")
     unsafe = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if unsafe:
-        raise CheckpointError(f"checkpoint {path}: pickle-based weight files {unsafe} are not loaded; "
+        raise TrainingError(f"checkpoint {path}: pickle-based weight files {unsafe} are not loaded; "
                               f"re-save with safetensors")
     index = path / "model.safetensors.index.json"
     if index.is_file():
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
         missing = [s for s in shards if not (path / s).is_file()]
         if missing:
-            raise CheckpointError(f"checkpoint {path}: shard(s) {missing} listed in {index.name} are missing")
+            raise TrainingError(f"checkpoint {path}: shard(s) {missing} listed in {index.name} are missing")
         return [path / s for s in shards]
     single = path / "model.safetensors"
     if not single.is_file():
-        raise CheckpointError(f"checkpoint {path}: no model.safetensors (nor an index of shards)")
+        raise TrainingError(f"checkpoint {path}: no model.safetensors (nor an index of shards)")
     return [single]
 
 
@@ -82,7 +85,7 @@ class Registry:
             except (json.JSONDecodeError, TypeError) as err:
                 if lineno == len(lines) and not text.endswith("\n"):
                     break  # a half-written last line from a crash: that registration did not happen
-                raise CheckpointError(f"{self.path}:{lineno}: bad registry record ({err})") from None
+                raise TrainingError(f"{self.path}:{lineno}: bad registry record ({err})") from None
         return out
 
     def _drop_partial_line(self) -> None:
@@ -103,7 +106,7 @@ class Registry:
         known = self.get(name)
         if known is not None:
             if known.digest != d:
-                raise CheckpointError(f"registry {self.path}: '{name}' is registered with other weights "
+                raise TrainingError(f"registry {self.path}: '{name}' is registered with other weights "
                                       f"({known.digest} != {d})")
             return known
         entry = ModelVersion(name, len(self.versions()), str(path), parent, stage, iteration, d, time.time(),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Optional
 
-from arena_ray.judging.parse import parse_rubric
+from arena_ray.judging.verdict import rubric_score
 from arena_ray.records import GenerationRequest, SamplingSpec
-from arena_ray.train.rollouts import Rollout
+from arena_ray.records.rl import Rollout
+from arena_ray.serving.retry import RequestFailed, RetryPolicy, request
 
 
 class RewardModelScorer:
@@ -39,21 +40,25 @@ class RewardModelScorer:
 
 
 class JudgeReward:
+    """The judge deployment scores each answer with a single-answer rubric (0-5, scaled to 0-1). A judgment
+    without a score is asked again (sampling on); transport failures go through the retrying request path."""
+
     def __init__(self, client, template, reward_cfg, timeout_s: float):
-        self.client, self.template, self.cfg, self.timeout_s = client, template, reward_cfg, timeout_s
+        self.client, self.template, self.cfg = client, template, reward_cfg
+        self.policy = RetryPolicy(timeout_s=timeout_s, max_retries=3, backoff_s=1.0)
 
     async def _one(self, r: Rollout) -> Optional[float]:
         for attempt in range(self.cfg.judge_max_attempts):
             sampling = SamplingSpec(max_tokens=self.cfg.judge_max_tokens, seed=attempt,
                                     temperature=self.cfg.judge_temperature if attempt == 0 else 0.7,
                                     regex=self.template.output_regex if self.cfg.constrain_format else None)
-            request = GenerationRequest(f"reward-{r.prompt_id}-{r.sample}-{r.weight_version}-{attempt}",
-                                        self.template.messages(r.prompt, r.text), sampling)
+            req = GenerationRequest(f"reward-{r.prompt_id}-{r.sample}-{r.weight_version}-{attempt}",
+                                    self.template.messages(r.prompt, r.text), sampling)
             try:
-                completion = await asyncio.wait_for(self.client.generate(request), self.timeout_s)
-            except Exception:  # a dead judge replica: Serve replaces it, the next attempt goes to the new one
-                continue
-            score = parse_rubric(completion.text)
+                completion = await request(self.client, req, self.policy)
+            except RequestFailed:
+                return None
+            score = rubric_score(completion.text)
             if score is not None:
                 return score / 5.0
         return None

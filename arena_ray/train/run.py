@@ -14,10 +14,10 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from arena_ray.data.ingest import InputError
+from arena_ray.errors import InputError
+from arena_ray.settings.train import Method, TrainConfig
 from arena_ray.train import formats
 from arena_ray.train.registry import weight_files
-from arena_ray.train.settings import Method, TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def train_loop(config: dict) -> None:
     import ray.train
     from ray.train.huggingface.transformers import prepare_trainer
 
-    from arena_ray.train.settings import TrainConfig
+    from arena_ray.settings.train import TrainConfig
 
     rank = ray.train.get_context().get_world_rank()
     train = TrainConfig.model_validate(config["train"])

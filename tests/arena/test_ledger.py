@@ -1,6 +1,7 @@
 import pytest
 
-from arena_ray.arena.ledger import Ledger, LedgerError
+from arena_ray.arena.ledger import Ledger
+from arena_ray.errors import InputError
 from arena_ray.records import Generation, Judgment
 
 
@@ -53,9 +54,9 @@ def test_corrupt_part_names_the_file_and_deletes_nothing(tmp_path):
     good = ledger.append("generations", [gen("q2", "a")])
     bad = tmp_path / "ledger" / "generations" / "part-99999999999999999999-bad.parquet"
     bad.write_bytes(good.read_bytes()[:40])  # a truncated Parquet file
-    with pytest.raises(LedgerError, match="part-99999999999999999999-bad.parquet"):
+    with pytest.raises(InputError, match="part-99999999999999999999-bad.parquet"):
         ledger.generations()
-    with pytest.raises(LedgerError):
+    with pytest.raises(InputError):
         ledger.consolidate()
     assert good.exists() and bad.exists()
     bad.unlink()
@@ -77,5 +78,5 @@ def test_instructions_are_kept_across_resumes(tmp_path):
     save_instructions(tmp_path, [Instruction("q1", "one", "s"), Instruction("q2", "two", "s")])
     save_instructions(tmp_path, [Instruction("q2", "two", "s"), Instruction("q3", "three", "s")])
     assert sorted(load_instructions_of(tmp_path)) == ["q1", "q2", "q3"]
-    with pytest.raises(LedgerError, match="not an arena run directory"):
+    with pytest.raises(InputError, match="not an arena run directory"):
         load_instructions_of(tmp_path / "elsewhere")

@@ -10,9 +10,9 @@ import urllib.request
 import pytest
 import ray
 
-from arena_ray.arena.run import run_arena
-from arena_ray.config import from_dict
+from arena_ray.settings import from_dict
 from arena_ray.testing.fakes import LengthJudge
+from arena_ray.workflows.arena import run_arena
 from tests.helpers import tiny_config_dict
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,5 @@
 from arena_ray.arena.pairing import BattlePlan
-from arena_ray.arena.progress import game_states, tally
+from arena_ray.arena.progress import Game, game_states, tally
 from arena_ray.records import Generation, Judgment
 
 
@@ -58,7 +58,7 @@ def test_remaining_work_skips_settled_and_unanswerable():
             Generation("q2", "b", "", None, None, 0.0, "error", error="missing")]
     index = LedgerIndex.of(gens, [judg(q1, 0, 0, 8, 3), judg(q1, 1, 0), judg(q1, 1, 1)])
     work = list(remaining(plan, index, max_attempts=3))
-    assert [(w.instruction_id, w.games, w.to_answer) for w in work] == [("q1", [(q1, 1, 2)], [])]
+    assert [(w.instruction_id, w.games, w.to_answer) for w in work] == [("q1", [Game(q1, 1, 2)], [])]
     assert not list(remaining(plan, index, max_attempts=2))  # q1's second game has used both attempts
 
 

@@ -7,10 +7,11 @@ import pytest
 from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.pairing import BattlePlan, model_pairs
 from arena_ray.arena.progress import tally
-from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings, RetrySettings
+from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings
 from arena_ray.judging.prompts import load_template
 from arena_ray.records import Completion, GenerationRequest, Instruction, SamplingSpec
 from arena_ray.serving.engines import MissingAnswer
+from arena_ray.serving.retry import RetryPolicy
 from arena_ray.testing.fakes import EchoEngine, FlakyEngine, LengthJudge
 
 TEMPLATE = load_template("pairwise-v1")
@@ -37,7 +38,7 @@ def make(tmp_path, judge_engine=None, competitors=None, max_attempts=3, timeout=
     settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64, regex=TEMPLATE.output_regex), 0.7,
                              max_attempts, 4000)
     sched = BattleScheduler(INSTRUCTIONS, plan, competitors, judge, settings,
-                            RetrySettings(request_timeout_s=timeout, max_retries=2, backoff_s=0.0,
+                            RetryPolicy(timeout_s=timeout, max_retries=2, backoff_s=0.0,
                                           permanent=permanent),
                             Ledger(tmp_path), flush_every=flush_every, flush_interval_s=0.05)
     return sched, plan, competitors, judge
@@ -52,7 +53,7 @@ def final(tmp_path, plan, max_attempts=3):
 def test_full_run_judges_every_battle_twice_and_generates_once(tmp_path):
     sched, plan, competitors, judge = make(tmp_path)
     stats = asyncio.run(sched.run())
-    assert stats["games_done"] == 2 * len(plan) == stats["games_total"]
+    assert stats.games_done == 2 * len(plan) == stats.games_total
     for client in competitors.values():
         assert len(client.requests) == len(INSTRUCTIONS) and set(client.requests.values()) == {1}
     t = final(tmp_path, plan)
@@ -60,14 +61,14 @@ def test_full_run_judges_every_battle_twice_and_generates_once(tmp_path):
     wins = Counter(b.model_a if b.winner == "model_a" else b.model_b for b in t.battles)
     assert wins == {"long": 10, "mid": 5}  # the judge prefers longer answers: long > mid > short
     assert all(b.consistent for b in t.battles)
-    assert stats["meters"]["judge"]["requests"] == 2 * len(plan)
+    assert stats.meters["judge"].requests == 2 * len(plan)
 
 
 def test_rerun_of_a_finished_run_requests_nothing(tmp_path):
     asyncio.run(make(tmp_path)[0].run())
     sched, plan, competitors, judge = make(tmp_path)
     stats = asyncio.run(sched.run())
-    assert stats["games_total"] == 0 and stats["generations_total"] == 0
+    assert stats.games_total == 0 and stats.generations_total == 0
     assert not judge.requests and not any(c.requests for c in competitors.values())
 
 
@@ -107,7 +108,7 @@ def test_transport_failures_are_retried(tmp_path):
     sched, plan, _, _ = make(tmp_path, competitors=competitors,
                              judge_engine=FlakyEngine(LengthJudge(), fail_calls=(3,)))
     stats = asyncio.run(sched.run())
-    assert stats["meters"]["mid"]["retries"] == 2 and stats["meters"]["judge"]["retries"] == 1
+    assert stats.meters["mid"].retries == 2 and stats.meters["judge"].retries == 1
     assert len(final(tmp_path, plan).battles) == len(plan)
 
 
@@ -117,7 +118,7 @@ def test_unparsable_verdicts_are_recorded_and_reasked(tmp_path):
     rows = Ledger(tmp_path).judgments()
     bad = [j for j in rows if not j.parse_ok]
     assert len(bad) == 2 * len(plan) and all(j.raw == "I refuse to score." and j.attempt == 0 for j in bad)
-    assert stats["parse_failures"] == 2 * len(plan)
+    assert stats.parse_failures == 2 * len(plan)
     assert len(final(tmp_path, plan).battles) == len(plan)
 
 
@@ -128,7 +129,7 @@ def test_games_that_never_parse_fail_visibly_not_as_ties(tmp_path):
 
     sched, plan, _, _ = make(tmp_path, judge_engine=Garbage(), max_attempts=2)
     stats = asyncio.run(sched.run())
-    assert stats["games_failed"] == 2 * len(plan)
+    assert stats.games_failed == 2 * len(plan)
     t = final(tmp_path, plan, max_attempts=2)
     assert not t.battles and t.failed_battles == len(plan)
     assert all(j.error == "empty output" for j in Ledger(tmp_path).judgments())
@@ -137,7 +138,7 @@ def test_games_that_never_parse_fail_visibly_not_as_ties(tmp_path):
 def test_judge_timeouts_become_failed_attempts(tmp_path):
     sched, plan, _, _ = make(tmp_path, judge_engine=LengthJudge(delay_s=0.5), timeout=0.05, max_attempts=1)
     stats = asyncio.run(sched.run())
-    assert stats["games_failed"] == 2 * len(plan)
+    assert stats.games_failed == 2 * len(plan)
     assert all("request failed: TimeoutError" in j.error for j in Ledger(tmp_path).judgments())
 
 
@@ -173,7 +174,7 @@ def test_answers_are_held_only_inside_the_instruction_window(tmp_path):
                       "judge", TEMPLATE.version)
     settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
     sched = BattleScheduler(instructions, plan, competitors, Watching(LengthJudge(), capacity=2), settings,
-                            RetrySettings(5.0, 0, 0.0), Ledger(tmp_path), flush_every=8, window=3)
+                            RetryPolicy(5.0, 0, 0.0), Ledger(tmp_path), flush_every=8, window=3)
     asyncio.run(sched.run())
     assert len(final(tmp_path, plan).battles) == len(plan)
     assert max(held) <= 3 * len(MODELS)  # at most 3 instructions' answers at any time
@@ -188,9 +189,9 @@ def test_failed_generations_do_not_stall_the_window(tmp_path):
                       "judge", TEMPLATE.version)
     settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
     sched = BattleScheduler(instructions, plan, competitors, Client(LengthJudge()), settings,
-                            RetrySettings(5.0, 0, 0.0), Ledger(tmp_path), window=2)
+                            RetryPolicy(5.0, 0, 0.0), Ledger(tmp_path), window=2)
     summary = asyncio.run(asyncio.wait_for(sched.run(), timeout=30))
-    assert summary["generations_done"] == 12 + 6 and summary["games_done"] == 2 * 6
+    assert summary.generations_done == 12 + 6 and summary.games_done == 2 * 6
 
 
 def test_a_failed_answer_drops_games_parked_on_the_other_answer(tmp_path):
@@ -205,12 +206,12 @@ def test_a_failed_answer_drops_games_parked_on_the_other_answer(tmp_path):
                           tuple(model_pairs(list(competitors), "all_pairs")), "judge", TEMPLATE.version)
         settings = JudgeSettings("judge", TEMPLATE, SamplingSpec(max_tokens=64), 0.7, 3, 4000)
         sched = BattleScheduler(instructions, plan, competitors, Client(LengthJudge()), settings,
-                                RetrySettings(5.0, 0, 0.0), Ledger(tmp_path), window=1)
+                                RetryPolicy(5.0, 0, 0.0), Ledger(tmp_path), window=1)
         return asyncio.run(asyncio.wait_for(sched.run(), timeout=30)), plan, competitors
 
     summary, plan, _ = run(bad_calls=range(1, 100))
-    assert summary["generations_done"] == 3 and summary["games_total"] == 0 and summary["games_done"] == 0
+    assert summary.generations_done == 3 and summary.games_total == 0 and summary.games_done == 0
     assert final(tmp_path, plan).pending == 3
     summary, plan, competitors = run(bad_calls=())
     assert not competitors["a_slow"].requests  # its recorded answers are reused
-    assert summary["games_done"] == 6 and len(final(tmp_path, plan).battles) == 3
+    assert summary.games_done == 6 and len(final(tmp_path, plan).battles) == 3

@@ -5,7 +5,7 @@ import pytest
 from scipy.optimize import minimize
 
 from arena_ray.data.battles import import_vicuna_reviews, read_battles
-from arena_ray.data.ingest import InputError
+from arena_ray.errors import InputError
 from arena_ray.rating.bradley_terry import fit
 from tests.data.test_ingest import DATA, needs_data
 

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from arena_ray.data.answers import load_answers
-from arena_ray.data.ingest import InputError, load_instructions
+from arena_ray.data.ingest import load_instructions
+from arena_ray.errors import InputError
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")

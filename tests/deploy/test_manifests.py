@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 
 import arena_ray.arena.metrics as arena_metrics
 import arena_ray.train.worker as train_worker
-from arena_ray import config as cfg
+from arena_ray import settings as cfg
 from arena_ray.cli import build_parser
 from tests.conftest import ROOT
 

@@ -50,7 +50,7 @@ def test_self_reward_two_iterations_and_resume(tmp_path, tiny_model_dir):
         assert r["judge_agreement"]["pairs"] >= 4 and "spearman" in r["judge_agreement"]
         assert r["arena"]["battles"] == 2 and set(r["arena"]["ratings"]) == {r["from"], r["to"]}
         samples = read_rows(root / f"iter{t}" / "selfjudge" / "samples.jsonl")
-        assert len({s["key"] for s in samples if s["ok"]}) == 12
+        assert len({s.key for s in samples if s.ok}) == 12
         if r["pairs_kept"]:
             assert r["dpo"]["loss_first"] is not None
     assert {p["instruction_id"] for p in _pairs(root, 1)}.isdisjoint({p["instruction_id"] for p in _pairs(root, 2)})

@@ -43,8 +43,8 @@ def finished_run(tmp_path) -> Path:
     return run
 
 
-def run_cli(args, capsys) -> str:
-    assert main(args) == 2
+def run_cli(args, capsys, code: int) -> str:
+    assert main(args) == code
     err = capsys.readouterr().err
     assert err.startswith("arena-ray: error:") and "Traceback" not in err
     return err
@@ -54,7 +54,7 @@ def test_truncated_parquet_part(finished_run, tmp_path, capsys):
     part = next((finished_run / "ledger" / "generations").glob("part-*.parquet"))
     part.write_bytes(part.read_bytes()[:50])
     before = snapshot(finished_run)
-    err = run_cli(["curate", "--run", str(finished_run), "--target", "m", "--out", str(tmp_path / "cur")], capsys)
+    err = run_cli(["curate", "--run", str(finished_run), "--target", "m", "--out", str(tmp_path / "cur")], capsys, 3)
     assert part.name in err and "unreadable" in err
     assert snapshot(finished_run) == before
 
@@ -63,7 +63,7 @@ def test_half_written_jsonl_line(finished_run, tmp_path, capsys):
     with (finished_run / "battles.jsonl").open("a") as fh:
         fh.write('{"battle_id": "b2", "question_id": "q", "model_a"')
     before = snapshot(finished_run)
-    err = run_cli(["rate", "--battles", str(finished_run / "battles.jsonl"), "--out", str(tmp_path / "r")], capsys)
+    err = run_cli(["rate", "--battles", str(finished_run / "battles.jsonl"), "--out", str(tmp_path / "r")], capsys, 3)
     assert "battles.jsonl:2" in err and "malformed JSON" in err
     assert snapshot(finished_run) == before
 
@@ -79,7 +79,7 @@ def test_missing_checkpoint_shard(tmp_path, tiny_model_dir, capsys):
     data["flywheel"] = {"dir": str(tmp_path / "fw"), "target": "tiny", "competitors": ["gpt-4-0314"], "iterations": 1,
                         "data": {"sources": [{"path": str(ARENA_HARD)}]}}
     (tmp_path / "fw.yaml").write_text(yaml.safe_dump(data))
-    err = run_cli(["flywheel", "--config", str(tmp_path / "fw.yaml")], capsys)
+    err = run_cli(["flywheel", "--config", str(tmp_path / "fw.yaml")], capsys, 5)
     assert "model-00002-of-00002.safetensors" in err and str(model) in err
     assert not (tmp_path / "fw" / "registry.jsonl").exists()
 
@@ -89,7 +89,7 @@ def test_config_with_a_wrong_type(finished_run, tmp_path, tiny_model_dir, capsys
     data["arena"]["max_retries"] = "three"
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
     before = snapshot(finished_run)
-    err = run_cli(["arena", "--config", str(tmp_path / "bad.yaml")], capsys)
+    err = run_cli(["arena", "--config", str(tmp_path / "bad.yaml")], capsys, 2)
     assert "bad.yaml" in err and "arena.max_retries" in err
     assert snapshot(finished_run) == before
 
@@ -97,9 +97,9 @@ def test_config_with_a_wrong_type(finished_run, tmp_path, tiny_model_dir, capsys
 def test_api_key_never_reaches_the_run_directory(tmp_path, tiny_model_dir, monkeypatch):
     import ray
 
-    from arena_ray.arena.run import run_arena
-    from arena_ray.config import from_dict
+    from arena_ray.settings import from_dict
     from arena_ray.testing.fakes import LengthJudge
+    from arena_ray.workflows.arena import run_arena
 
     secret = "sk-arena-test-0123456789"
     monkeypatch.setenv("ARENA_REMOTE_KEY", secret)

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from arena_ray.arena.run import coordinator_name, run_arena
-from arena_ray.config import from_dict
+from arena_ray.settings import from_dict
+from arena_ray.workflows.arena import coordinator_name, run_arena
 from tests.helpers import tiny_config_dict
 
 pytestmark = pytest.mark.faults

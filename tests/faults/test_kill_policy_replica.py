@@ -10,9 +10,9 @@ import time
 import pytest
 import ray
 
-from arena_ray.config import from_dict
 from arena_ray.serving.batch import read_rows
-from arena_ray.train.ppo import run_ppo
+from arena_ray.settings import from_dict
+from arena_ray.workflows.ppo import run_ppo
 from tests.conftest import SHARED_DATA
 from tests.faults.test_kill_actors import serve_replica
 from tests.helpers import tiny_config_dict
@@ -45,8 +45,8 @@ def test_kill_policy_replica_between_steps(tmp_path, tiny_model_dir, fault_table
         assert s["versions_seen"] == [s["step"] - 1] and s["stale_dropped"] == 0 and s["rollouts"] == 8
         assert s["sampler_logprob_gap"] < 1e-3   # the replacement serves the learner's weights, not the base
     rows = [(k, r) for k in (1, 2, 3) for r in read_rows(tmp_path / "ppo" / "rollouts" / f"step-{k}.jsonl")]
-    keys = [(k, r["key"]) for k, r in rows if r["ok"]]
+    keys = [(k, r.key) for k, r in rows if r.ok]
     fault_table.append({"fault": "ray.kill policy replica (ppo)", "expected": 24, "recorded": len(keys),
                         "lost": 24 - len(keys), "duplicated": len(keys) - len(set(keys)),
-                        "retried": sum(not r["ok"] for _, r in rows)})
+                        "retried": sum(r.failed_request for _, r in rows)})
     assert len(keys) == 24

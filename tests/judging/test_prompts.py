@@ -1,6 +1,7 @@
 import pytest
 
-from arena_ray.judging.prompts import TemplateError, available, load_template
+from arena_ray.errors import ConfigError
+from arena_ray.judging.prompts import available, load_template
 
 
 def test_shipped_templates_load_and_carry_versions():
@@ -29,9 +30,9 @@ def test_answers_with_braces_and_placeholders_are_left_alone():
 
 
 def test_bad_templates(tmp_path):
-    with pytest.raises(TemplateError, match="not found"):
+    with pytest.raises(ConfigError, match="not found"):
         load_template("pairwise-v999")
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: x\nuser: '{question} {answer_1}'\noutput_regex: '.*'\n")
-    with pytest.raises(TemplateError, match="answer_2"):
+    with pytest.raises(ConfigError, match="answer_2"):
         load_template(str(bad))

@@ -1,7 +1,9 @@
 import pytest
 
 from arena_ray.data.leaderboards import load_board, rename
-from arena_ray.rating.consistency import Entry, compare
+from arena_ray.errors import InputError
+from arena_ray.rating.consistency import compare
+from arena_ray.records import BoardEntry as Entry
 from tests.data.test_ingest import DATA, needs_data
 
 
@@ -33,7 +35,7 @@ def test_unmatched_names_are_listed_not_guessed(tmp_path):
     names = tmp_path / "names.json"
     names.write_text('{"GPT-4o": "gpt-4o"}')
     assert compare(rename(ours, names), ref)["models"] == 4
-    with pytest.raises(ValueError, match="at least 3 models"):
+    with pytest.raises(InputError, match="at least 3 models"):
         compare(board({"x": 1, "y": 2}), ref)
 
 
@@ -46,7 +48,7 @@ def test_reference_csvs_load():
 
 
 def test_conflicting_duplicate_rows_are_refused(tmp_path):
-    from arena_ray.data.ingest import InputError
+    from arena_ray.errors import InputError
     f = tmp_path / "ref.csv"
     f.write_text("model,arena_score,95_pct_ci\nx,1200,+5/-5\nx,1100,+5/-5\ny,1000,+5/-5\n")
     with pytest.raises(InputError, match="ref.csv:3: model 'x' appears twice"):

@@ -43,9 +43,12 @@ def test_retries_then_resume_asks_only_for_the_missing(tmp_path):
     client = Scripted(fail_first={"k1"}, garbage={"k3"})
     done = run(client, out)
     assert sorted(done) == ["k0", "k1", "k2"]                    # k3 never gave a score
-    assert client.calls.count("r1") == 1 and "r1-a1" in client.calls   # retried with a new request id ...
-    assert "seed 7920" in done["k1"]["text"]                           # ... and a new seed
-    assert sum(r["key"] == "k3" for r in read_rows(out)) == 3          # three recorded failed attempts
+    assert client.calls.count("r1") == 2                               # a failed request is sent again as it was
+    assert "seed 1" in done["k1"].text                                 # (a transport failure is not an answer)
+    assert "r3-a1" in client.calls and "r3-a2" in client.calls         # a rejected answer is asked anew ...
+    rows = read_rows(out)
+    assert sum(r.key == "k3" and not r.ok and not r.failed_request for r in rows) == 3   # ... three times, recorded
+    assert [r.failed_request for r in rows if r.key == "k1"] == [True, False]          # the failure is recorded too
     again = Scripted()
     assert run(again, out) == done and again.calls == []             # nothing asked twice; k3 exhausted
     more = Scripted()
@@ -75,9 +78,9 @@ def test_failed_requests_back_off_and_do_not_use_up_attempts(tmp_path):
     # Four failures in a row (a replica being replaced) and the item still gets its answer with max_attempts 1.
     done = asyncio.run(run_batch(Dead(recover_after=4), items(1), tmp_path / "a.jsonl", max_in_flight=1, timeout_s=5,
                                  max_attempts=1, accept=accept, show=False, backoff_s=0.01))
-    assert done["k0"]["text"] == "Score: 4"
+    assert done["k0"].text == "Score: 4"
     # A replica that never comes back: given up after max_failures, recorded.
     dead = Dead(recover_after=100)
     assert asyncio.run(run_batch(dead, items(1), tmp_path / "b.jsonl", max_in_flight=1, timeout_s=5, max_attempts=3,
                                  accept=accept, show=False, backoff_s=0.01, max_failures=3)) == {}
-    assert dead.calls == 3 and all(r["failed_request"] for r in read_rows(tmp_path / "b.jsonl"))
+    assert dead.calls == 3 and all(r.failed_request for r in read_rows(tmp_path / "b.jsonl"))

@@ -1,9 +1,9 @@
 """Replicas and resources come from config; tensor parallelism reserves one GPU bundle per rank."""
 import pytest
 
-from arena_ray import config as cfg
-from arena_ray.config import ModelConfig
+from arena_ray import settings as cfg
 from arena_ray.serving.deployments import deployment_options
+from arena_ray.settings.models import ModelConfig
 from tests.conftest import ROOT
 
 

@@ -9,9 +9,9 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from arena_ray.config import ModelConfig
 from arena_ray.records import ChatMessage, GenerationRequest, SamplingSpec
 from arena_ray.serving.engines import MissingAnswer, OpenAIEngine, ReplayEngine, completion_prompt, with_system_prompt
+from arena_ray.settings.models import ModelConfig
 from tests.helpers import ANSWERS, FakeOpenAI
 
 Q = (ChatMessage("user", "What is 2+2?"),)

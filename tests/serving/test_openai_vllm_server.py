@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from arena_ray.arena.run import run_arena
-from arena_ray.config import from_dict
+from arena_ray.settings import from_dict
+from arena_ray.workflows.arena import run_arena
 from tests.conftest import CPU_ENV
 from tests.helpers import tiny_config_dict
 
@@ -61,10 +61,10 @@ def test_arena_with_an_external_vllm_judge(local_ray, tmp_path, tiny_model_dir, 
 def test_openai_engine_gets_logprobs_and_constrained_output(vllm_server):
     import asyncio
 
-    from arena_ray.config import ModelConfig
     from arena_ray.judging.prompts import load_template
     from arena_ray.records import GenerationRequest, SamplingSpec
     from arena_ray.serving.engines import OpenAIEngine
+    from arena_ray.settings.models import ModelConfig
 
     engine = OpenAIEngine(ModelConfig(engine="openai", openai={"base_url": vllm_server, "model": "tiny-judge",
                                                                 "structured_outputs": True}))

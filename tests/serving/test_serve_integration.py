@@ -8,9 +8,9 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from arena_ray.arena.run import run_arena
-from arena_ray.config import from_dict
 from arena_ray.serving.deployments import build_app, deploy, start_serve, undeploy
+from arena_ray.settings import from_dict
+from arena_ray.workflows.arena import run_arena
 from tests.helpers import ANSWERS, tiny_config_dict
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def test_rerun_resumes_without_new_requests(arena_run):
 
 def test_http_endpoint_is_on_loopback(local_ray, tiny_model_dir, tmp_path):
     config = from_dict(tiny_config_dict(tmp_path / "run", tiny_model_dir))
-    start_serve(config)
+    start_serve(config.serve)
     deploy({"gpt-4-0314": build_app("gpt-4-0314", config.models["gpt-4-0314"])}, 120)
     try:
         from arena_ray.data.ingest import load_instructions

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from arena_ray.settings.train import TrainConfig
 from arena_ray.train.run import train
-from arena_ray.train.settings import TrainConfig
 from tests.conftest import ROOT
 
 ZERO2, ZERO3 = ROOT / "configs" / "deepspeed" / "zero2.json", ROOT / "configs" / "deepspeed" / "zero3.json"

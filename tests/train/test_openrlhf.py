@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from arena_ray.config import from_dict
-from arena_ray.train.openrlhf import build_command, hand_off
+from arena_ray.errors import ConfigError
+from arena_ray.settings import from_dict
+from arena_ray.train.openrlhf import build_command
+from arena_ray.workflows.openrlhf import hand_off
 from tests.helpers import run_cli, tiny_config_dict
 
 
@@ -52,7 +54,7 @@ def test_command_for_a_reward_model(tmp_path, tiny_model_dir):
     f = flags(build_command(cfg, tmp_path / "p.jsonl", tmp_path / "out", None))
     assert f["--reward_pretrain"] == str(tiny_model_dir.resolve()) and f["--advantage_estimator"] == "rloo"
     assert "--remote_rm_url" not in f
-    with pytest.raises(ValueError, match="remote reward URL"):
+    with pytest.raises(ConfigError, match="remote reward URL"):
         build_command(from_dict(config(tmp_path, tiny_model_dir)), tmp_path / "p", tmp_path / "o", None)
 
 

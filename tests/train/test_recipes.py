@@ -11,9 +11,9 @@ from safetensors.numpy import load_file
 
 from arena_ray.data.answers import load_answers
 from arena_ray.data.ingest import load_instructions
+from arena_ray.settings.train import TrainConfig
 from arena_ray.train.registry import Registry, weight_files
 from arena_ray.train.run import NoTrainingData, train
-from arena_ray.train.settings import TrainConfig
 from tests.helpers import ANSWERS, ARENA_HARD
 
 pytestmark = pytest.mark.slow

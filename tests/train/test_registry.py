@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from arena_ray.train.registry import CheckpointError, Registry, weight_files
+from arena_ray.errors import TrainingError
+from arena_ray.train.registry import Registry, weight_files
 
 
 def checkpoint(path, weights=b"abc", sharded=False):
@@ -22,13 +23,13 @@ def checkpoint(path, weights=b"abc", sharded=False):
 
 def test_missing_shard_and_pickle_files_are_named(tmp_path):
     sharded = checkpoint(tmp_path / "s", sharded=True)
-    with pytest.raises(CheckpointError, match=r"shard\(s\) \['model-00002-of-00002.safetensors'\] .* missing"):
+    with pytest.raises(TrainingError, match=r"shard\(s\) \['model-00002-of-00002.safetensors'\] .* missing"):
         weight_files(sharded)
     pickled = checkpoint(tmp_path / "p")
     (pickled / "pytorch_model.bin").write_bytes(b"x")
-    with pytest.raises(CheckpointError, match="pickle-based weight files"):
+    with pytest.raises(TrainingError, match="pickle-based weight files"):
         weight_files(pickled)
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(TrainingError, match="no config.json"):
         weight_files(tmp_path)
 
 
@@ -39,7 +40,7 @@ def test_register_is_idempotent_and_refuses_other_weights(tmp_path):
     b = reg.register("m@1", checkpoint(tmp_path / "b", b"xyz"), parent="m@0", stage="sft", iteration=1,
                      metrics={"loss_last": 1.0})
     assert (a.version, b.version) == (0, 1) and reg.get("m@1").metrics == {"loss_last": 1.0}
-    with pytest.raises(CheckpointError, match="registered with other weights"):
+    with pytest.raises(TrainingError, match="registered with other weights"):
         reg.register("m@1", tmp_path / "a", parent="m@0", stage="sft", iteration=1)
 
 

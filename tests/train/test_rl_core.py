@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from arena_ray.records.rl import Rollout
 from arena_ray.train.ppo_learner import PolicyLearner, policy_loss
 from arena_ray.train.rl_math import advantages
-from arena_ray.train.rollouts import Rollout
 
 
 def test_group_advantages():

@@ -1,0 +1,79 @@
+"""An arena: who battles whom, how the judge is asked, and how battles become ratings."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from arena_ray.settings.base import Strict
+
+
+class ArenaConfig(Strict):
+    competitors: tuple[str, ...] = Field(min_length=2)
+    """Models (keys of `models`) that answer every instruction and battle each other."""
+    pairing: Literal["all_pairs", "target_vs_all"] = "all_pairs"
+    """all_pairs: every pair of competitors; target_vs_all: `target` against each other competitor."""
+    target: Optional[str] = None
+    """The competitor every battle includes (pairing: target_vs_all)."""
+    request_timeout_s: float = Field(600.0, gt=0)
+    """A request without an answer after this long is a transport failure (retried)."""
+    max_retries: int = Field(3, ge=0)
+    """Transport failures (timeouts, dead replicas) are retried this many times before a request fails."""
+    retry_backoff_s: float = Field(1.0, ge=0)
+    """First wait before a retry; doubled on each further retry."""
+    max_in_flight_judgments: Optional[int] = Field(None, ge=1)
+    """Judge requests in flight; null: the judge's replicas x max_ongoing_requests (every replica kept full)."""
+    coordinator_restarts: int = Field(3, ge=0)
+    """Ray restarts a dead coordinator this many times; each new one resumes from the ledger."""
+    flush_every: int = Field(32, ge=1)
+    """Records buffered before a ledger part is written."""
+    flush_interval_s: float = Field(5.0, gt=0)
+    """Longest time a record waits in the buffer."""
+
+    @model_validator(mode="after")
+    def _target_known(self) -> "ArenaConfig":
+        if len(set(self.competitors)) != len(self.competitors):
+            raise ValueError("competitors has duplicates")
+        if self.pairing == "target_vs_all" and self.target not in self.competitors:
+            raise ValueError(f"pairing target_vs_all needs 'target' among competitors, got {self.target!r}")
+        return self
+
+
+class JudgeConfig(Strict):
+    model: str
+    """The judge (a key of `models`; it may also be a competitor: one deployment serves both)."""
+    prompt: str = "pairwise-v1"
+    """Pairwise template: a shipped version name or a path to a YAML of the same shape."""
+    max_tokens: int = Field(256, ge=8)
+    """New tokens per verdict."""
+    temperature: float = Field(0.0, ge=0)
+    """Sampling temperature of the first attempt."""
+    retry_temperature: float = Field(0.7, ge=0)
+    """Temperature of re-asked games: parse failures are retried with sampling on, so a deterministic judge can
+    still recover."""
+    max_attempts: int = Field(3, ge=1)
+    """Attempts per game before it counts as failed (never as a tie)."""
+    disagreement: Literal["average", "tie", "discard"] = "average"
+    """How to combine a battle's two games when their winners disagree."""
+    tie_margin: float = Field(0.0, ge=0)
+    """|score_a - score_b| <= tie_margin is a tie."""
+    max_answer_chars: int = Field(4000, ge=100)
+    """Answers longer than this are cut (with a marker) in the judge prompt so it fits the judge's context."""
+    logprob_weighted: bool = True
+    """Use the expected score over the score tokens' probabilities where the engine returns logprobs."""
+    top_logprobs: int = Field(5, ge=1, le=20)
+    """Alternatives per token asked for when logprob_weighted."""
+    constrain_format: bool = True
+    """Hold the judge's output to the score-line format (vLLM structured outputs): weak judges then always
+    produce a parsable verdict. Ignored by engines that cannot constrain."""
+
+
+class RatingConfig(Strict):
+    bootstrap_rounds: int = Field(100, ge=0)
+    """Bootstrap resamples of the battles for the 95% intervals; 0: no intervals."""
+    seed: int = 0
+    """Seed of the bootstrap."""
+    scale: float = Field(400.0, gt=0)
+    """Rating points per factor 10 in the odds of winning."""
+    base: float = 1000.0
+    """Mean rating (without an anchor)."""

@@ -1,0 +1,100 @@
+"""The root of a workflow config: models and the sections each workflow reads. A section a workflow does not
+use is simply left out (an arena-only config has no `flywheel:`; a PPO config needs no `arena:`)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Optional
+
+from pydantic import Field, model_validator
+
+from arena_ray.settings.arena import ArenaConfig, JudgeConfig, RatingConfig
+from arena_ray.settings.base import Strict
+from arena_ray.settings.cluster import RayConfig, ServeConfig
+from arena_ray.settings.data import InstructionsConfig
+from arena_ray.settings.flywheel import FlywheelConfig
+from arena_ray.settings.models import ModelConfig
+from arena_ray.settings.ppo import PPOConfig
+from arena_ray.settings.selfreward import SelfRewardConfig
+
+
+class Config(Strict):
+    run_dir: str = "runs/local"
+    """Run directory of `arena-ray arena` (ledger, battles, leaderboard)."""
+    ray: RayConfig = Field(default_factory=RayConfig)
+    """Cluster to start or attach to."""
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    """Ray Serve settings."""
+    instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
+    """The prompts of `arena-ray arena`."""
+    models: dict[str, ModelConfig]
+    """Every model by name: competitors, judges, policies."""
+    arena: Optional[ArenaConfig] = None
+    """Who battles in `arena-ray arena` and how requests are scheduled (the flywheel and self-reward use its
+    scheduling settings for their own arenas, or the defaults when it is left out)."""
+    judge: Optional[JudgeConfig] = None
+    """The pairwise judge of every arena (needed by arena, flywheel, self-reward, and ppo with a judge reward)."""
+    rating: RatingConfig = Field(default_factory=RatingConfig)
+    """Bradley-Terry ratings."""
+    flywheel: Optional[FlywheelConfig] = None
+    """`arena-ray flywheel`."""
+    self_reward: Optional[SelfRewardConfig] = None
+    """`arena-ray self-reward`."""
+    ppo: Optional[PPOConfig] = None
+    """`arena-ray ppo`."""
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> "Config":
+        known = sorted(self.models)
+        if self.arena is not None:
+            for name in self.arena.competitors:
+                if name not in self.models:
+                    raise ValueError(f"arena.competitors: unknown model '{name}' (models: {known})")
+            if self.judge is None:
+                raise ValueError("an 'arena' section needs a 'judge' section")
+        if self.judge is not None:
+            if self.judge.model not in self.models:
+                raise ValueError(f"judge.model: unknown model '{self.judge.model}' (models: {known})")
+            if self.models[self.judge.model].engine == "replay":
+                raise ValueError(f"judge.model: '{self.judge.model}' is a replay model and cannot judge")
+        if self.flywheel is not None:
+            fw = self.flywheel
+            for name in (fw.target, *fw.competitors):
+                if name not in self.models:
+                    raise ValueError(f"flywheel: unknown model '{name}' (models: {known})")
+            if self.models[fw.target].engine != "vllm":
+                raise ValueError(f"flywheel.target: '{fw.target}' must be a vllm model (its weights are trained)")
+        for section, name in (("self_reward.model", self.self_reward and self.self_reward.model),
+                              ("ppo.policy", self.ppo and self.ppo.policy)):
+            if name and self.models.get(name, None) is None:
+                raise ValueError(f"{section}: unknown model '{name}' (models: {known})")
+            if name and self.models[name].engine != "vllm":
+                raise ValueError(f"{section}: '{name}' must be a vllm model (its weights are trained)")
+        for section, needs in (("flywheel", self.flywheel), ("self_reward", self.self_reward),
+                               ("ppo.reward.source judge", self.ppo and self.ppo.backend == "native"
+                                and self.ppo.reward.source == "judge")):
+            if needs and self.judge is None:
+                raise ValueError(f"{section} needs a 'judge' section")
+        return self
+
+    def served_models(self) -> tuple[str, ...]:
+        """Models an arena serves: every competitor plus the judge (shared if both)."""
+        names = list(self.arena.competitors)
+        if self.judge.model not in names:
+            names.append(self.judge.model)
+        return tuple(names)
+
+    def arena_fingerprint(self) -> str:
+        """Hash of what decides battle outcomes; a run dir refuses to resume under another one.
+
+        Serving layout (replicas, resources, engine args) is left out, and so are fields at their defaults,
+        so that a release adding an option with a behaviour-preserving default keeps old runs resumable.
+        """
+        layout = {"replicas", "num_cpus", "num_gpus", "max_ongoing_requests", "env", "vllm", "openai"}
+        relevant = {
+            "models": {n: self.models[n].model_dump(mode="json", exclude=layout, exclude_defaults=True)
+                       for n in self.served_models()},
+            "judge": self.judge.model_dump(mode="json", exclude={"max_attempts"}, exclude_defaults=True),
+        }
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]

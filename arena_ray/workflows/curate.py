@@ -1,0 +1,71 @@
+"""`arena-ray curate`: a run directory's battles → sft/dpo/rm/ppo Parquet files in the keys TRL and OpenRLHF
+read (`messages`; `prompt, chosen, rejected`; `prompt`), each row keeping its battle id for provenance."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from arena_ray.arena.ledger import Ledger, load_instructions_of
+from arena_ray.data.battles import read_jsonl
+from arena_ray.data.curate import Thresholds, counts_by_threshold, curate
+from arena_ray.data.ingest import iter_jsonl
+from arena_ray.errors import InputError
+from arena_ray.records import Battle
+from arena_ray.records.tables import write_atomic
+
+log = logging.getLogger(__name__)
+
+
+def load_run(run_dir: Path) -> tuple[list[Battle], dict[str, str], dict[tuple[str, str], str]]:
+    path = run_dir / "battles.jsonl"
+    rows = [record for _, record in iter_jsonl(path)] if path.exists() else []
+    if not rows:
+        raise InputError(f"{run_dir}: no battles (battles.jsonl missing or empty)")
+    read_jsonl(path)  # validates every record (winner labels, model fields), naming the line of a bad one
+    battles = [Battle(**{k: r[k] for k in Battle.__dataclass_fields__}) for r in rows]
+    prompts = {i: inst.text for i, inst in load_instructions_of(run_dir).items()}
+    answers = {(g.instruction_id, g.model): g.text for g in Ledger(run_dir).generations() if not g.error}
+    return battles, prompts, answers
+
+
+def export(run_dir: str | Path, target: str, out_dir: str | Path, thresholds: Thresholds) -> dict:
+    run_dir, out = Path(run_dir), Path(out_dir)
+    battles, prompts, answers = load_run(run_dir)
+    models = {m for b in battles for m in (b.model_a, b.model_b)}
+    if target not in models:
+        raise InputError(f"{run_dir}: target '{target}' fought no battle (models: {sorted(models)})")
+    data = curate(battles, prompts, answers, target, thresholds)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(pa.Table.from_pylist([
+        {"messages": [{"role": "user", "content": e.prompt}, {"role": "assistant", "content": e.response}],
+         "instruction_id": e.instruction_id, "source_model": e.source_model, "battle_id": e.battle_id,
+         "score_gap": e.score_gap} for e in data.sft]) if data.sft else _empty("sft"), out / "sft.parquet")
+    for name, pairs in (("dpo", data.dpo), ("rm", data.rm)):
+        write_atomic(pa.Table.from_pylist([p.__dict__ for p in pairs]) if pairs else _empty(name),
+                     out / f"{name}.parquet")
+    write_atomic(pa.table({"instruction_id": [q for q, _ in data.ppo_prompts], "prompt": [p for _, p in data.ppo_prompts]}),
+                 out / "ppo_prompts.parquet")
+    report = {"run_dir": str(run_dir), "target": target, "thresholds": thresholds.__dict__,
+              "sft": len(data.sft), "dpo": len(data.dpo), "rm": len(data.rm), "ppo_prompts": len(data.ppo_prompts),
+              "by_threshold": counts_by_threshold(battles, target)}
+    for name in ("sft", "dpo", "rm"):
+        if not report[name]:
+            log.warning("curate: thresholds leave no %s data for target '%s' (see by_threshold in the report)",
+                        name, target)
+    (out / "curate_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _empty(name: str) -> pa.Table:
+    if name == "sft":
+        return pa.table({"messages": pa.array([], pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+                         "instruction_id": pa.array([], pa.string())})
+    return pa.table({k: pa.array([], pa.string()) for k in ("prompt", "chosen", "rejected")})
+
+
+def read(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()

@@ -1,0 +1,91 @@
+"""`arena-ray flywheel`: Arena Learning's loop, setup → run → cleanup, reading top to bottom.
+
+For each iteration: battle the current version against the competitors on a fresh shard → curate → train
+(sft, then dpo on the next shard, as configured) → register the checkpoint → rate every version on the
+offline test set. Every stage resumes from what it wrote (stages.py). Ends with a table per iteration.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from arena_ray.data.battles import BattleRow, read_battles
+from arena_ray.errors import ConfigError
+from arena_ray.rating import bradley_terry
+from arena_ray.serving.cluster import ray_session
+from arena_ray.serving.deployments import stage_serving
+from arena_ray.settings import Config, dump
+from arena_ray.train.registry import Registry, version
+from arena_ray.workflows.flywheel import stages as st
+from arena_ray.workflows.flywheel.plan import Stage, plan, shards_needed
+from arena_ray.workflows.flywheel.summary import iteration_row, to_markdown
+
+log = logging.getLogger(__name__)
+
+
+def run_flywheel(config: Config, show_progress: bool = True) -> list[dict]:
+    # --- setup: the schedule and every check that needs no cluster
+    if config.flywheel is None:
+        raise ConfigError("this config has no 'flywheel' section (see configs/local.yaml)")
+    fw = config.flywheel
+    root = Path(fw.dir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.yaml").write_text(dump(config))
+    schedule = plan(fw.target, fw.iterations, fw.stages, fw.fresh_shard_per_stage)
+    if fw.data.split.shards < shards_needed(schedule):
+        raise ConfigError(f"flywheel: {fw.iterations} iterations of stages {list(fw.stages)} need "
+                          f"{shards_needed(schedule)} shards; flywheel.data.split.shards is {fw.data.split.shards}")
+    registry = Registry(root)
+    registry.register(version(fw.target, 0), Path(config.models[fw.target].path), parent=None, stage="base",
+                      iteration=0)
+    results: dict[str, dict] = {}
+    # --- run
+    with ray_session(config.ray), stage_serving(config.serve):
+        data = st.prepare_data(config, root)
+        log.info("data: kept %s of %s, shards %s", data["kept"], data["ingested"], data["shards"])
+        versions = [version(fw.target, 0)]
+        st.evaluate(config, root, registry, versions[0], [], show_progress)
+        for i in range(1, fw.iterations + 1):
+            for stage in (s for s in schedule if s.iteration == i):
+                results[stage.name] = run_stage(config, root, registry, stage, show_progress)
+            versions.append(version(fw.target, i))
+            st.evaluate(config, root, registry, versions[-1], versions[:-1], show_progress)
+    # --- results
+    rows = summarise(config, root, schedule, results, versions)
+    table = to_markdown(rows, fw.competitors)
+    (root / "summary.json").write_text(json.dumps({"data": data, "iterations": rows}, indent=2) + "\n")
+    (root / "summary.md").write_text(f"# Flywheel {root}\n\n{table}")
+    if show_progress:
+        print(table)
+    return rows
+
+
+def run_stage(config: Config, root: Path, registry: Registry, stage: Stage, show: bool) -> dict:
+    """battle → curate → train → register; each step skipped when its done.json exists."""
+    fought = st.battle(config, root, registry, stage, show)
+    curated = st.curate_stage(config, root, stage, Path(fought["run_dir"]))
+    trained = st.train_stage(config, root, registry, stage)
+    return {"method": stage.method, "battles": fought["battles"], **{k: curated[k] for k in ("sft", "dpo", "rm")},
+            "skipped": trained.get("skipped"), **trained["metrics"]}
+
+
+def eval_battles(root: Path, versions: list[str]) -> list[BattleRow]:
+    out: list[BattleRow] = []
+    for v in versions:
+        out.extend(read_battles(str(root / "eval" / v)).battles)
+    return out
+
+
+def summarise(config: Config, root: Path, schedule: list[Stage], results: dict[str, dict],
+              versions: list[str]) -> list[dict]:
+    fw = config.flywheel
+    battles = eval_battles(root, versions)
+    ratings = {r.model: r for r in bradley_terry.fit_battles(battles, bootstrap_rounds=config.rating.bootstrap_rounds,
+                                                             seed=config.rating.seed, scale=config.rating.scale,
+                                                             base=config.rating.base)} if battles else {}
+    rows = []
+    for i, v in enumerate(versions):
+        stages = [results[s.name] for s in schedule if s.iteration == i]
+        rows.append(iteration_row(i, v, stages, ratings.get(v), battles, fw.competitors))
+    return rows

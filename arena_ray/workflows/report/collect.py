@@ -1,0 +1,102 @@
+"""What the report shows, read from a run directory (an arena run or a flywheel dir) into plain records.
+Pure apart from reading files (no ray, vllm or torch)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from arena_ray.arena.ledger import Ledger
+from arena_ray.data.battles import read_battles
+from arena_ray.errors import InputError
+from arena_ray.rating.matrix import observed_win_rates
+from arena_ray.records import Judgment
+
+
+@dataclass
+class JudgeStats:
+    games: int = 0
+    parse_failures: int = 0
+    first_position_wins: int = 0     # decisive games (logprob-weighted scores where recorded) won by the first shown
+    decisive_games: int = 0
+    position_disagreement_rate: Optional[float] = None
+
+    @property
+    def first_position_rate(self) -> Optional[float]:
+        return self.first_position_wins / self.decisive_games if self.decisive_games else None
+
+
+@dataclass
+class ArenaView:
+    name: str
+    leaderboard: list[dict]                    # model, rating, ci_low, ci_high, battles
+    win_models: list[str]
+    win_rates: list[list[float]]
+    judge: JudgeStats
+    retries: int = 0                 # requests retried in the last run (all roles)
+    coordinator_restarts: int = 0
+
+
+@dataclass
+class FlywheelView:
+    rows: list[dict]                           # summary.json iterations
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # stage → (step, loss)
+
+
+@dataclass
+class ReportData:
+    title: str
+    arenas: list[ArenaView]
+    flywheel: Optional[FlywheelView] = None
+
+
+def judge_stats(judgments: list[Judgment], summary: dict) -> JudgeStats:
+    stats = JudgeStats(games=len(judgments), position_disagreement_rate=summary.get("position_disagreement_rate"))
+    for j in judgments:
+        if not j.parse_ok:
+            stats.parse_failures += 1
+            continue
+        weighted = j.weighted_score_a is not None and j.weighted_score_b is not None
+        a, b = (j.weighted_score_a, j.weighted_score_b) if weighted else (j.score_a, j.score_b)
+        if a == b:
+            continue
+        stats.decisive_games += 1
+        a_won = a > b
+        stats.first_position_wins += a_won == (j.position == 0)
+    return stats
+
+
+def arena_view(run_dir: Path, name: str) -> ArenaView:
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    leaderboard = [{"model": m, **v} for m, v in board["models"].items()]
+    leaderboard.sort(key=lambda r: -r["rating"])
+    battles = read_battles(str(run_dir)).battles
+    names = [r["model"] for r in leaderboard]
+    rates = observed_win_rates([b.triple() for b in battles], names)
+    stats = json.loads((run_dir / "stats.json").read_text()) if (run_dir / "stats.json").exists() else {}
+    this_run = stats.get("this_run", {})
+    return ArenaView(name, leaderboard, names, [[float(v) for v in row] for row in rates],
+                     judge_stats(Ledger(run_dir).judgments(), stats.get("summary", {})),
+                     retries=sum(m.get("retries", 0) for m in this_run.get("meters", {}).values()),
+                     coordinator_restarts=this_run.get("coordinator_restarts", 0))
+
+
+def training_curves(root: Path) -> dict[str, list[tuple[int, float]]]:
+    curves = {}
+    for log in sorted(root.glob("iter*-*/model/training_log.json")):
+        entries = json.loads(log.read_text())
+        curves[log.parent.parent.name] = [(int(e["step"]), float(e["loss"])) for e in entries if "loss" in e]
+    return curves
+
+
+def collect(path: str | Path) -> ReportData:
+    root = Path(path)
+    if (root / "summary.json").exists() and (root / "registry.jsonl").exists():
+        summary = json.loads((root / "summary.json").read_text())
+        evals = sorted(p for p in (root / "eval").iterdir() if (p / "leaderboard.json").exists())
+        arenas = [arena_view(p, f"eval of {p.name}") for p in evals]
+        return ReportData(f"Flywheel {root.name}", arenas, FlywheelView(summary["iterations"], training_curves(root)))
+    if (root / "leaderboard.json").exists():
+        return ReportData(f"Arena {root.name}", [arena_view(root, root.name)])
+    raise InputError(f"{root}: neither an arena run (leaderboard.json) nor a flywheel dir (summary.json)")

@@ -1,0 +1,120 @@
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from arena_ray import settings as cfg
+from arena_ray.errors import ConfigError
+from arena_ray.settings import from_dict
+from arena_ray.settings.testset import TestsetJob
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_configs_load():
+    import yaml
+
+    from arena_ray.settings.data import DataJob
+
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        if path.name == "data.yaml":
+            assert cfg.load(path, schema=DataJob).sources
+            continue
+        if "sources" in yaml.safe_load(path.read_text()):
+            assert cfg.load(path, schema=TestsetJob).judge is not None
+            continue
+        loaded = cfg.load(path)
+        assert loaded.judge.model in loaded.models
+        assert set(loaded.arena.competitors) <= set(loaded.models)
+
+
+def test_local_defaults_and_overrides():
+    c = cfg.load(ROOT / "configs/local.yaml", ["instructions.limit=3", "models.smollm2.replicas=2",
+                                                 "judge.disagreement=tie", "ray.address=auto"])
+    assert c.instructions.limit == 3
+    assert c.models["smollm2"].replicas == 2
+    assert c.judge.disagreement == "tie"
+    assert c.ray.address == "auto"
+    # defaults live in the schema
+    assert c.serve.http_host == "127.0.0.1"
+    assert c.judge.max_attempts == 3
+
+
+def test_judge_shares_competitor_deployment():
+    c = cfg.load(ROOT / "configs/local.yaml")
+    assert c.served_models() == c.arena.competitors  # the judge (smollm2) is also a competitor
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("judge.nonsense=1", "judge.nonsense"),
+    ("models.smollm2.replicas=zero", "models.smollm2.replicas"),
+    ("models.smollm2.replicas=0", "models.smollm2.replicas"),
+    ("arena.competitors=[smollm2, nobody]", "unknown model 'nobody'"),
+    ("judge.model=ghost", "judge.model: unknown model 'ghost'"),
+    ("judge.model=gpt-4-0314", "replay model and cannot judge"),
+    ("judge.disagreement=coinflip", "judge.disagreement"),
+    ("arena.pairing=target_vs_all", "target"),
+])
+def test_bad_values_name_the_key(override, needle):
+    with pytest.raises(ConfigError) as err:
+        cfg.load(ROOT / "configs/local.yaml", [override])
+    assert needle in str(err.value)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="not key=value"):
+        cfg.load(ROOT / "configs/local.yaml", ["instructions.limit"])
+    with pytest.raises(ConfigError, match="not a section"):
+        cfg.load(ROOT / "configs/local.yaml", ["run_dir.x=1"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        cfg.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        cfg.load(bad)
+
+
+def test_unsafe_yaml_is_refused(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("run_dir: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError):
+        cfg.load(evil)
+
+
+def test_fingerprint_ignores_serving_layout_but_not_judging():
+    base = cfg.load(ROOT / "configs/local.yaml")
+    scaled = cfg.load(ROOT / "configs/local.yaml", ["models.smollm2.replicas=4", "models.smollm2.num_gpus=1"])
+    other_judge = cfg.load(ROOT / "configs/local.yaml", ["judge.prompt=pairwise-v2-hardened"])
+    assert base.arena_fingerprint() == scaled.arena_fingerprint()
+    assert base.arena_fingerprint() != other_judge.arena_fingerprint()
+
+
+def test_dump_round_trips():
+    c = cfg.load(ROOT / "configs/local.yaml")
+    import yaml
+    assert cfg.from_dict(yaml.safe_load(cfg.dump(c))) == c
+
+
+def test_fingerprint_ignores_explicit_defaults():
+    base = cfg.load(ROOT / "configs/local.yaml")
+    explicit = cfg.load(ROOT / "configs/local.yaml", ["judge.tie_margin=0.0", "models.smollm2.chat_template=null"])
+    assert base.arena_fingerprint() == explicit.arena_fingerprint()
+
+
+@pytest.mark.parametrize("section,needle", [
+    ({"self_reward": {"model": "nope"}}, "self_reward.model: unknown model 'nope'"),
+    ({"self_reward": {"model": "gpt-4-0314"}}, "self_reward.model: 'gpt-4-0314' must be a vllm model"),
+    ({"ppo": {"policy": "gpt-4-0314"}}, "ppo.policy: 'gpt-4-0314' must be a vllm model"),
+    ({"ppo": {"policy": "smollm2", "reward": {"source": "rm"}}}, "reward.source 'rm' needs reward.rm_path"),
+    ({"ppo": {"policy": "smollm2", "samples_per_prompt": 1}}, "advantage 'grpo' needs samples_per_prompt >= 2"),
+    ({"self_reward": {"model": "smollm2", "samples_per_prompt": 1}}, "self_reward.samples_per_prompt"),
+])
+def test_rl_sections_are_checked(section, needle):
+    data = yaml.safe_load((ROOT / "configs" / "local.yaml").read_text())
+    data.update(section)
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        from_dict(data)

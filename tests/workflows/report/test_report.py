@@ -1,0 +1,135 @@
+"""`arena-ray report`: an arena run directory (made by the real scheduler, ledger and finalize with instant fake
+engines) and a flywheel dir become one self-contained HTML page; headless Chromium renders it with every
+figure present, no console errors, and a screenshot that is not blank."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from arena_ray.cli import main
+from arena_ray.records import Judgment
+from arena_ray.workflows.report.collect import collect, judge_stats
+from arena_ray.workflows.report.html import write_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def arena_run(tmp_path_factory) -> Path:
+    import asyncio
+
+    from arena_ray.arena.ledger import Ledger
+    from arena_ray.arena.pairing import BattlePlan, model_pairs
+    from arena_ray.arena.results import finalize
+    from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings
+    from arena_ray.judging.prompts import load_template
+    from arena_ray.records import Instruction, SamplingSpec
+    from arena_ray.serving.retry import RetryPolicy
+    from arena_ray.settings import from_dict
+    from arena_ray.testing.fakes import EchoEngine, LengthJudge
+
+    run = tmp_path_factory.mktemp("report") / "arena"
+    run.mkdir()
+    template = load_template("pairwise-v1")
+    instructions = [Instruction(f"q{i}", f"Explain idea {i} in a few words.", "t") for i in range(6)]
+    models = {"short": 1, "mid": 2, "long": 3}
+    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(model_pairs(list(models), "all_pairs")),
+                      "judge", template.version)
+
+    class Client:
+        def __init__(self, engine):
+            self.engine, self.capacity = engine, 4
+
+        async def generate(self, request):
+            return await self.engine.generate(request)
+
+    sched = BattleScheduler(instructions, plan, {m: Client(EchoEngine(repeat=r)) for m, r in models.items()},
+                            Client(LengthJudge()), JudgeSettings("judge", template, SamplingSpec(64), 0.7, 3, 4000),
+                            RetryPolicy(5.0, 0, 0.0), Ledger(run))
+    stats = asyncio.run(sched.run()).to_json()
+    config = from_dict({"run_dir": str(run), "models": {m: {"engine": "replay", "path": "x"} for m in models} |
+                        {"judge": {"engine": "openai", "openai": {"model": "j"}}},
+                        "arena": {"competitors": list(models)}, "judge": {"model": "judge"},
+                        "rating": {"bootstrap_rounds": 20}})
+    finalize(config, run, plan, stats)
+    return run
+
+
+@pytest.fixture(scope="module")
+def flywheel_dir(arena_run, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fw") / "fw"
+    for version in ("long@0", "long@1"):
+        shutil.copytree(arena_run, root / "eval" / version)
+    (root / "registry.jsonl").write_text("")
+    (root / "iter1-sft" / "model").mkdir(parents=True)
+    (root / "iter1-sft" / "model" / "training_log.json").write_text(json.dumps(
+        [{"step": s, "loss": 2.0 / s} for s in range(1, 6)] + [{"step": 5, "train_runtime": 3.0}]))
+    rows = [{"iteration": 0, "version": "long@0", "stages": [], "rating": 1010.0, "ci": [990.0, 1030.0],
+             "win_rate": {"short": 1.0}},
+            {"iteration": 1, "version": "long@1", "stages": [{"method": "sft", "battles": 6, "sft": 2, "dpo": 3,
+                                                              "rm": 4, "loss_first": 2.0, "loss_last": 0.4}],
+             "rating": 1040.0, "ci": [1000.0, 1080.0], "win_rate": {"short": 1.0}}]
+    (root / "summary.json").write_text(json.dumps({"iterations": rows}))
+    return root
+
+
+def test_judge_statistics():
+    def j(pos, a, b, ok=True):
+        return Judgment("b", "q", "x", "y", pos, 0, a, b, None, None, "", "", "judge", "v1", ok)
+    stats = judge_stats([j(0, 8, 2), j(1, 2, 8), j(1, 8, 2), j(0, 5, 5), j(0, None, None, ok=False)],
+                        {"position_disagreement_rate": 0.25})
+    # position 0 shows model_a first: games 1 and 2 were won by the first-shown answer, game 3 was not.
+    assert (stats.games, stats.parse_failures, stats.decisive_games, stats.first_position_wins) == (5, 1, 3, 2)
+    assert stats.position_disagreement_rate == 0.25
+
+
+def test_arena_report_content(arena_run):
+    data = collect(arena_run)
+    (view,) = data.arenas
+    assert [r["model"] for r in view.leaderboard] == ["long", "mid", "short"]  # the fake judge prefers length
+    assert view.win_rates[0][2] == 1.0 and view.judge.games == 36 and view.judge.parse_failures == 0
+    page = write_report(arena_run).read_text()
+    assert page.count("<svg") == 2 and "Judge position bias" in page and "<script" not in page
+
+
+def test_flywheel_report_cli(flywheel_dir, capsys):
+    assert main(["report", str(flywheel_dir), "--out", str(flywheel_dir / "r.html")]) == 0
+    page = (flywheel_dir / "r.html").read_text()
+    assert page.count("<svg") == 3 + 2 * 2  # ratings per iteration, data volume, curves; 2 per eval arena
+    assert "Training curves" in page and "long@1" in page
+
+
+def test_not_a_run_dir_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 3
+    assert "neither an arena run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (.ci/run installs it)")
+def test_renders_in_headless_chromium(flywheel_dir, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    page_path = write_report(flywheel_dir, tmp_path / "report.html")
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_path.as_uri())
+        figures = page.locator("figure.plot svg")
+        assert figures.count() == 7
+        sizes = [figures.nth(i).bounding_box() for i in range(figures.count())]
+        assert all(box and box["width"] > 200 and box["height"] > 100 for box in sizes)
+        page.screenshot(path=str(tmp_path / "shot.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    image = Image.open(tmp_path / "shot.png").convert("L")
+    low, high = image.getextrema()
+    assert high - low > 100 and len(set(image.resize((64, 64)).getdata())) > 20  # drawn, not blank
