@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import CPU_ENV, ROOT, SHARED_DATA
+from tests.conftest import CPU_ENV, ROOT, SHARED_DATA, free_port
 
 CLI = [sys.executable, "-m", "arena_ray.cli"]
 BIN = Path(sys.executable).parent
@@ -34,6 +34,9 @@ def tiny_config_dict(run_dir: Path, tiny_model_dir: Path, limit: int = 2, extra_
     return {
         "run_dir": str(run_dir),
         "ray": {"include_dashboard": False},
+        # Applications stay up for the next test of the session with the same model settings (see local_ray);
+        # a port of its own, so that a CLI run's own cluster never meets the session's proxy.
+        "serve": {"keep_alive": True, "http_port": free_port()},
         "instructions": {"path": str(ARENA_HARD), "limit": limit},
         "models": models,
         "arena": {"competitors": list(models), "flush_interval_s": 0.5},

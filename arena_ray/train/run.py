@@ -76,6 +76,15 @@ def check_lengths(method: Method, rows: list[dict], base: Path, max_length: int,
                     source, dropped, len(rows), method, what, max_length)
 
 
+def build_cpu_comm_op() -> None:
+    """DeepSpeed on CPU needs its shared-memory collective op, compiled on first use into one cache folder.
+    Compiled here, once, before the workers start: two ranks compiling it at once can leave neither a loadable
+    library ("deepspeed_shm_comm.so: cannot open shared object file")."""
+    from deepspeed.ops.op_builder.cpu.comm import ShareMemCommBuilder
+
+    ShareMemCommBuilder().load(verbose=False)
+
+
 def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConfig, *,
           completion_template: Optional[str] = None, storage: Optional[Path] = None) -> TrainResult:
     out = Path(out)
@@ -87,6 +96,8 @@ def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConf
     check_lengths(method, rows, Path(base), settings.max_length, Path(data))
     if settings.deepspeed and not Path(settings.deepspeed).is_file():
         raise InputError(f"deepspeed config not found: {settings.deepspeed}")
+    if settings.deepspeed and not settings.use_gpu:
+        build_cpu_comm_op()
 
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer

@@ -3,12 +3,10 @@ arena (instant fake engines deployed as Serve apps), then the node's /metrics en
 from __future__ import annotations
 
 import re
-import socket
 import time
 import urllib.request
 
 import pytest
-import ray
 
 from arena_ray.settings import from_dict
 from arena_ray.testing.fakes import LengthJudge
@@ -16,12 +14,6 @@ from arena_ray.workflows.arena import run_arena
 from tests.helpers import tiny_config_dict
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port: int, wanted: tuple[str, ...], timeout: float = 90) -> str:
@@ -34,20 +26,12 @@ def scrape(port: int, wanted: tuple[str, ...], timeout: float = 90) -> str:
     raise AssertionError(f"missing {[w for w in wanted if w not in text]} after {timeout}s")
 
 
-def test_arena_metrics_are_scraped(tmp_path, tiny_model_dir):
-    port = free_port()
-    ray.init(num_cpus=8, include_dashboard=False, namespace="arena_ray_metrics", _metrics_export_port=port)
-    try:
-        data = tiny_config_dict(tmp_path / "metrics-run", tiny_model_dir, limit=3)
-        data["serve"] = {"http_port": free_port()}
-        result = run_arena(from_dict(data), show_progress=False, engine_factories={"tiny": lambda cfg: LengthJudge()})
-        assert len(result.tally.battles) == 9
-        text = scrape(port, ("ray_arena_judge_games_done", "ray_arena_position_disagreement_rate",
-                             "ray_arena_tokens_per_s", "ray_arena_battles"))
-    finally:
-        from ray import serve
-        serve.shutdown()
-        ray.shutdown()
+def test_arena_metrics_are_scraped(local_ray, tmp_path, tiny_model_dir):
+    data = tiny_config_dict(tmp_path / "metrics-run", tiny_model_dir, limit=3)
+    result = run_arena(from_dict(data), show_progress=False, engine_factories={"tiny": LengthJudge})
+    assert len(result.tally.battles) == 9
+    text = scrape(local_ray.metrics_port, ("ray_arena_judge_games_done", "ray_arena_position_disagreement_rate",
+                                           "ray_arena_tokens_per_s", "ray_arena_battles"))
     games = [float(v) for v in re.findall(r'^ray_arena_judge_games_done_total\{[^}]*run="metrics-run"[^}]*\} (\S+)',
                                           text, re.M)]
     assert games and sum(games) == 18

@@ -109,8 +109,11 @@ def test_api_key_never_reaches_the_run_directory(tmp_path, tiny_model_dir, monke
     data = tiny_config_dict(tmp_path / "run", tiny_model_dir, limit=2, extra_models={"remote": {
         "engine": "openai", "num_cpus": 0.1, "openai": {"base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
                                                         "model": "remote", "api_key_env": "ARENA_REMOTE_KEY"}}})
-    data["serve"] = {"http_port": 8012}
-    # The key is only in this process's environment; the local cluster's workers inherit it from here.
+    data["serve"]["keep_alive"] = False
+    # The key is only in this process's environment; the cluster's workers inherit it from the process that
+    # starts the cluster, as on a real head node. So this test starts its own (the tier's shared cluster starts
+    # later, with the kill tests).
+    assert not ray.is_initialized()
     ray.init(num_cpus=8, include_dashboard=False, namespace="arena_ray_secrets")
     try:
         result = run_arena(from_dict(data), show_progress=False, engine_factories={"tiny": lambda cfg: LengthJudge()})

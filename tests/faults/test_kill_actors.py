@@ -26,7 +26,6 @@ def config(run_dir: Path, tiny_model_dir: Path):
     data["models"]["tiny-b"] = {**data["models"]["tiny"], "max_ongoing_requests": 1, "max_tokens": 256}
     data["arena"] = {"competitors": ["tiny", "tiny-b", "gpt-4-0314", "gpt-3.5-turbo-0125"], "flush_every": 1,
                      "flush_interval_s": 0.5, "max_retries": 6, "retry_backoff_s": 1.0, "request_timeout_s": 120}
-    data["serve"] = {"http_port": 8011}
     return from_dict(data)
 
 
@@ -67,16 +66,7 @@ def battle_ids(run_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=8, include_dashboard=False, namespace="arena_ray_faults")
-    yield
-    from ray import serve
-    serve.shutdown()
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def reference(ray_cluster, tiny_model_dir, tmp_path_factory):
+def reference(local_ray, tiny_model_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("faults") / "reference"
     result = run_arena(config(run, tiny_model_dir), show_progress=False)
     return set(battle_ids(run)), result

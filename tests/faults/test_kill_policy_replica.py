@@ -22,7 +22,6 @@ pytestmark = pytest.mark.faults
 
 def test_kill_policy_replica_between_steps(tmp_path, tiny_model_dir, fault_table):
     data = tiny_config_dict(tmp_path / "unused", tiny_model_dir)
-    data["serve"] = {"http_port": 8012}
     data["ppo"] = {"dir": str(tmp_path / "ppo"), "policy": "tiny", "steps": 3, "prompts_per_step": 2,
                    "samples_per_prompt": 4, "max_new_tokens": 8, "learning_rate": 3e-3,
                    "prompts": {"path": str(SHARED_DATA / "instructions" / "alpaca_tiny.json"), "limit": 8},

@@ -8,7 +8,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from arena_ray.serving.deployments import build_app, deploy, start_serve, undeploy
+from arena_ray.serving.deployments import served
 from arena_ray.settings import from_dict
 from arena_ray.workflows.arena import run_arena
 from tests.helpers import ANSWERS, tiny_config_dict
@@ -89,20 +89,16 @@ def test_rerun_resumes_without_new_requests(arena_run):
 
 def test_http_endpoint_is_on_loopback(local_ray, tiny_model_dir, tmp_path):
     config = from_dict(tiny_config_dict(tmp_path / "run", tiny_model_dir))
-    start_serve(config.serve)
-    deploy({"gpt-4-0314": build_app("gpt-4-0314", config.models["gpt-4-0314"])}, 120)
-    try:
+    with served({"gpt-4-0314": config.models["gpt-4-0314"]}, config.serve):
         from arena_ray.data.ingest import load_instructions
         from tests.helpers import ARENA_HARD
         first = load_instructions(ARENA_HARD, limit=1)[0]
         body = json.dumps({"messages": [{"role": "user", "content": first.text}],
                            "instruction_id": first.instruction_id}).encode()
-        request = urllib.request.Request("http://127.0.0.1:8000/gpt-4-0314", body,
+        request = urllib.request.Request(f"http://127.0.0.1:{local_ray.serve_port}/gpt-4-0314", body,
                                          {"Content-Type": "application/json"})
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
         assert answer["model"] == "gpt-4-0314" and len(answer["text"]) > 100
         listeners = {c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN"
-                     and c.laddr.port == 8000}
+                     and c.laddr.port == local_ray.serve_port}
         assert listeners == {"127.0.0.1"}
-    finally:
-        undeploy(["gpt-4-0314"])

@@ -59,11 +59,13 @@ def test_command_for_a_reward_model(tmp_path, tiny_model_dir):
 
 
 def test_dry_run_writes_prompts_and_command(tmp_path, tiny_model_dir):
-    result = hand_off(from_dict(config(tmp_path, tiny_model_dir)), show_progress=False)
+    cfg = from_dict(config(tmp_path, tiny_model_dir))
+    result = hand_off(cfg, show_progress=False)
     lines = (tmp_path / "ppo" / "openrlhf" / "prompts.jsonl").read_text().splitlines()
     assert result["prompts"] == len(lines) > 0 and set(json.loads(lines[0])) == {"input", "id"}
     assert "openrlhf.cli.train_ppo_ray" in (tmp_path / "ppo" / "openrlhf" / "command.sh").read_text()
-    assert result["remote_rm_url"] == "http://127.0.0.1:8000/reward/get_reward" and "returncode" not in result
+    assert result["remote_rm_url"] == f"http://127.0.0.1:{cfg.serve.http_port}/reward/get_reward"
+    assert "returncode" not in result
 
 
 def test_cli_dry_run(tmp_path, tiny_model_dir):

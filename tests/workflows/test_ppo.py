@@ -43,7 +43,8 @@ def base_logprobs(model_dir, row) -> list[float]:
     return logp[len(row["prompt_token_ids"]) - 1:].tolist()
 
 
-def test_ppo_rollouts_from_serving_with_weight_push(tmp_path, tiny_model_dir):
+@pytest.mark.slow
+def test_ppo_rollouts_from_serving_with_weight_push(local_ray, tmp_path, tiny_model_dir):
     config = ppo_config(tmp_path, tiny_model_dir)
     summary = run_ppo(config, show_progress=False)
     root = tmp_path / "ppo"
@@ -81,23 +82,25 @@ def test_judge_reward_retries_unparsable_judgments():
     assert asyncio.run(never.score([rollout("x")])) == [None]   # unrewarded, left out of the step
 
 
+@pytest.mark.slow
 def test_reward_endpoint_speaks_openrlhf_protocol(local_ray, tmp_path, tiny_model_dir):
-    from arena_ray.serving.deployments import build_app, deploy, start_serve, undeploy
+    from arena_ray.serving.deployments import deploy, served, undeploy
     from arena_ray.train.reward_endpoint import build_reward_app
 
     data = tiny_config_dict(tmp_path / "unused", tiny_model_dir)
     data["ppo"] = {"policy": "tiny", "reward": {"source": "judge"}}
     config = from_dict(data)
-    start_serve(config.serve)
-    app = build_reward_app(config, build_app("tiny", config.models["tiny"], RubricLengthJudge))
-    deploy({"reward": app}, 120)
-    try:
-        prompt = "<|im_start|>user\nName two colours.<|im_end|>\n<|im_start|>assistant\n"
-        body = json.dumps({"query": [prompt + "Red and blue.", prompt + "Red"], "prompts": [prompt, prompt],
-                           "labels": ["", ""]}).encode()
-        req = urllib.request.Request("http://127.0.0.1:8000/reward/get_reward", body,
-                                     {"Content-Type": "application/json"})
-        out = json.loads(urllib.request.urlopen(req, timeout=60).read())
-        assert out["rewards"] == [0.6, 0.2] and out["scores"] == out["rewards"]
-    finally:
-        undeploy(["reward"])
+    # A fake rubric judge under its own name, so the session's real "tiny" application stays as it is.
+    with served({"rubric-judge": config.models["tiny"]}, config.serve, factories={"rubric-judge": RubricLengthJudge}) \
+            as handles:
+        deploy({"reward": build_reward_app(config, handles["rubric-judge"])}, 120)
+        try:
+            prompt = "<|im_start|>user\nName two colours.<|im_end|>\n<|im_start|>assistant\n"
+            body = json.dumps({"query": [prompt + "Red and blue.", prompt + "Red"], "prompts": [prompt, prompt],
+                               "labels": ["", ""]}).encode()
+            req = urllib.request.Request(f"http://127.0.0.1:{local_ray.serve_port}/reward/get_reward", body,
+                                         {"Content-Type": "application/json"})
+            out = json.loads(urllib.request.urlopen(req, timeout=60).read())
+            assert out["rewards"] == [0.6, 0.2] and out["scores"] == out["rewards"]
+        finally:
+            undeploy(["reward"])

@@ -40,7 +40,7 @@ def job(tmp_path, **clean) -> DataJob:
 
 
 @pytest.mark.slow
-def test_prepare_cleans_splits_and_reports(tmp_path):
+def test_prepare_cleans_splits_and_reports(local_ray, tmp_path):
     j = job(tmp_path)
     report = run_data(j)
     out = tmp_path / "data"

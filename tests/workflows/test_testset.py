@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 INS = SHARED_DATA / "instructions"
 
 
-def test_testset_workflow(tmp_path, tiny_model_dir, capsys):
+def test_testset_workflow(local_ray, tmp_path, tiny_model_dir, capsys):
     train = tmp_path / "train.jsonl"
     vicuna_q1 = json.loads((INS / "vicuna_bench.jsonl").read_text().splitlines()[0])["turns"][0]
     train.write_text(json.dumps({"id": "leak", "instruction": vicuna_q1}) + "\n" +

@@ -4,13 +4,13 @@ both (Ray Train), registered as version 1."""
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from arena_ray.data.preferences import load_pandalm
 from arena_ray.judging.prompts import load_rubric_template
 from arena_ray.serving.batch import read_rows
-from arena_ray.serving.cluster import ray_session
-from arena_ray.serving.deployments import start_serve
+from arena_ray.serving.deployments import stage_serving
 from arena_ray.settings import from_dict
 from arena_ray.train.registry import Registry
 from arena_ray.workflows.selfreward import seed
@@ -20,12 +20,12 @@ from tests.helpers import ANSWERS, ARENA_HARD, tiny_config_dict
 PANDALM = SHARED_DATA / "preferences" / "pandalm_testset.json"
 
 
-def test_seed_stage_builds_ift_and_eft_and_trains(tmp_path, tiny_model_dir):
+@pytest.mark.slow
+def test_seed_stage_builds_ift_and_eft_and_trains(local_ray, tmp_path, tiny_model_dir):
     template = yaml.safe_load((ROOT / "arena_ray" / "judging" / "templates" / "rubric-additive-v1.yaml").read_text())
     template.update(version="rubric-short", output_regex="[a-z ]{0,20}\nScore: [0-5]")
     (tmp_path / "rubric.yaml").write_text(yaml.safe_dump(template))
     data = tiny_config_dict(tmp_path / "unused", tiny_model_dir)
-    data["serve"] = {"http_port": 8013}
     data["self_reward"] = {
         "dir": str(tmp_path / "sr"), "model": "tiny", "judge_prompt": str(tmp_path / "rubric.yaml"),
         "judge_max_tokens": 24, "constrain_format": True, "judgments_per_sample": 2,
@@ -37,8 +37,7 @@ def test_seed_stage_builds_ift_and_eft_and_trains(tmp_path, tiny_model_dir):
     root = tmp_path / "sr"
     registry = Registry(root)
     registry.register("tiny@0", tiny_model_dir, parent=None, stage="base", iteration=0)
-    with ray_session(config.ray):
-        start_serve(config.serve)
+    with stage_serving(config.serve):
         name = seed.run(config, root, registry, load_rubric_template(str(tmp_path / "rubric.yaml")), show=False)
     assert name == "tiny@1" and registry.get("tiny@1").stage == "sft"
     assert registry.get("tiny@1").digest != registry.get("tiny@0").digest
