@@ -54,7 +54,9 @@ def load_board(path: str | Path) -> dict[str, BoardEntry]:
             models = json.loads(path.read_text())["models"]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise InputError(f"{path}: not a leaderboard.json (needs a 'models' mapping)") from None
-        board = {name: BoardEntry(v["rating"], v.get("ci_low"), v.get("ci_high")) for name, v in models.items()}
+        # separated models (no finite rating) are left out of a comparison of ratings
+        board = {name: BoardEntry(v["rating"], v.get("ci_low"), v.get("ci_high")) for name, v in models.items()
+                 if v.get("rating") is not None}
     if not board:
         raise InputError(f"{path}: no models")
     return board

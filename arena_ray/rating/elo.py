@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
+from arena_ray.errors import InputError
 from arena_ray.rating.bradley_terry import OUTCOME
 
 
@@ -13,7 +14,7 @@ def online_elo(battles: Sequence[tuple[str, str, str]], k: float = 4.0, scale: f
     rating: dict[str, float] = defaultdict(lambda: init)
     for n, (a, b, winner) in enumerate(battles):
         if winner not in OUTCOME:
-            raise ValueError(f"battle {n}: unknown winner label '{winner}'")
+            raise InputError(f"battle {n}: unknown winner label '{winner}'")
         expected_a = 1 / (1 + base ** ((rating[b] - rating[a]) / scale))
         delta = k * (OUTCOME[winner] - expected_a)
         rating[a] += delta

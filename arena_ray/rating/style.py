@@ -15,10 +15,14 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.special import expit
 
-from arena_ray.rating.bradley_terry import L2, OUTCOME, _anchor_shift, to_elo
+from arena_ray.errors import ConfigError, InputError
+from arena_ray.rating.bradley_terry import OUTCOME, to_elo
 from arena_ray.records import Rating
 
 FEATURES = ("length", "headers", "list_items", "bold")
+# A whisper of L2 keeps the joint fit finite when a model or a style feature separates the outcomes (the plain
+# Bradley-Terry board handles separation exactly and by name; this board is its style-adjusted companion).
+L2 = 1e-4
 _HEADER = re.compile(r"^#{1,6}\s", re.M)
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+\.)\s", re.M)
 _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
@@ -53,7 +57,7 @@ def _design(battles: Sequence[StyledBattle], models: Sequence[str]) -> tuple[np.
     y = np.empty(n)
     for k, b in enumerate(battles):
         if b.winner not in OUTCOME:
-            raise ValueError(f"battle {k}: unknown winner label '{b.winner}'")
+            raise InputError(f"battle {k}: unknown winner label '{b.winner}'")
         x[k, index[b.model_a]], x[k, index[b.model_b]] = 1.0, -1.0
         total = b.style_a + b.style_b
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -84,14 +88,19 @@ def fit_style_controlled(battles: Sequence[StyledBattle], *, bootstrap_rounds: i
                          scale: float = 400.0, base: float = 1000.0,
                          anchor: Optional[tuple[str, float]] = None) -> StyleFit:
     if not battles:
-        raise ValueError("no battles to rate")
+        raise InputError("no battles to rate")
     models = tuple(sorted({m for b in battles for m in (b.model_a, b.model_b)}))
     x, y = _design(battles, models)
     m = len(models)
 
     def ratings_of(beta: np.ndarray) -> np.ndarray:
         theta = beta[..., :m] - beta[..., :m].mean(axis=-1, keepdims=True)
-        return _anchor_shift(models, to_elo(theta, scale, base), anchor)
+        ratings = to_elo(theta, scale, base)
+        if anchor is None:
+            return ratings
+        if anchor[0] not in models:
+            raise ConfigError(f"anchor model '{anchor[0]}' is not among the rated models")
+        return ratings + (anchor[1] - ratings[..., models.index(anchor[0])])[..., None]
 
     beta = _newton(x, y, np.ones(len(y)))
     point = ratings_of(beta)

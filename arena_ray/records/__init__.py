@@ -179,11 +179,18 @@ class PreferencePair:
 
 @dataclass(frozen=True)
 class Rating:
+    """One model on a leaderboard. A separated model (it won, or lost, every battle against the rated block,
+    so no finite maximum-likelihood rating exists) has rating and interval None and says how it is placed."""
+
     model: str
-    rating: float
-    ci_low: float
-    ci_high: float
+    rating: Optional[float]
+    ci_low: Optional[float]
+    ci_high: Optional[float]
     battles: int
+    rank_ub: int = 0          # 1 + models whose lower bound is above this one's upper bound (Chatbot Arena)
+    rank_best: int = 0        # 95% bootstrap interval of the rank
+    rank_worst: int = 0
+    separated: str = ""       # "" | "above" (never lost to the rated models) | "below" (never won) | "apart"
 
 
 @dataclass

@@ -45,7 +45,8 @@ def rate_file(bf: BattleFile, out_dir: Path, *, bootstrap_rounds: int = 100, see
         "online_elo": {m: round(v, 2) for m, v in sorted(online_elo(triples).items(), key=lambda kv: -kv[1])},
         "win_rates": {"models": names,
                       "observed": _rounded(observed_win_rates(triples, names)),
-                      "predicted": _rounded(predicted_win_rates({r.model: r.rating for r in ratings}, names))},
+                      "predicted": _rounded(predicted_win_rates({r.model: r.rating if r.rating is not None else
+                                                                 float("nan") for r in ratings}, names))},
     }
     if style_control:
         fit = fit_style_controlled(styled(bf), bootstrap_rounds=bootstrap_rounds, seed=seed, anchor=anchor)

@@ -20,7 +20,15 @@ def test_rate_writes_the_contract_files(tmp_path, capsys):
     assert all(m["ci_low"] <= m["rating"] <= m["ci_high"] for m in models.values())
     assert sum(m["battles"] for m in models.values()) == 2 * 1348
     assert set(board["online_elo"]) == set(models) and len(board["win_rates"]["observed"]) == 4
-    assert "| 1 | gpt-4o |" in capsys.readouterr().out
+    assert "| gpt-4o |" in capsys.readouterr().out
+    csv_lines = (out / "leaderboard.csv").read_text().splitlines()
+    assert csv_lines[0] == "model,rating,ci_low,ci_high,rank_ub,battles" and len(csv_lines) == 5
+    assert csv_lines[1].startswith(next(iter(models)) + ",")   # best first, as in the JSON
+    for line in csv_lines[1:]:
+        name, rating, low, high, rank_ub, battles = line.split(",")
+        entry = models[name]
+        assert (float(rating), float(low), float(high), int(rank_ub), int(battles)) == (
+            entry["rating"], entry["ci_low"], entry["ci_high"], entry["rank_ub"], entry["battles"])
 
 
 def test_style_control_on_chatbot_arena_sample(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from arena_ray.rating.leaderboard import rating_text, summary_of
 from arena_ray.rating.matrix import win_rate
 from arena_ray.records import Rating
 
@@ -14,8 +15,7 @@ def iteration_row(iteration: int, version: str, stages: Sequence[dict], rating: 
         "iteration": iteration, "version": version,
         "stages": [{k: s.get(k) for k in ("method", "battles", "sft", "dpo", "rm", "skipped", "loss_first",
                                            "loss_last", "margin_last")} for s in stages],
-        "rating": None if rating is None else round(rating.rating, 1),
-        "ci": None if rating is None else [round(rating.ci_low, 1), round(rating.ci_high, 1)],
+        **summary_of(rating),
         "win_rate": {c: round(win_rate(battles, version, c)[0], 3) for c in competitors},
     }
 
@@ -31,7 +31,7 @@ def to_markdown(rows: Sequence[dict], competitors: Sequence[str]) -> str:
             *[f"win vs {c}" for c in competitors]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        rating = "–" if row["rating"] is None else f"{row['rating']:.0f} ({row['ci'][0]:.0f}–{row['ci'][1]:.0f})"
+        rating = rating_text(row)
         wins = [_fmt(row["win_rate"].get(c)) for c in competitors]
         stages = row["stages"] or [{}]
         for k, s in enumerate(stages):

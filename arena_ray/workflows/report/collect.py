@@ -70,7 +70,7 @@ def judge_stats(judgments: list[Judgment], summary: dict) -> JudgeStats:
 def arena_view(run_dir: Path, name: str) -> ArenaView:
     board = json.loads((run_dir / "leaderboard.json").read_text())
     leaderboard = [{"model": m, **v} for m, v in board["models"].items()]
-    leaderboard.sort(key=lambda r: -r["rating"])
+    # the file lists models in board order already (rated by rating, separated ones in their place)
     battles = read_battles(str(run_dir)).battles
     names = [r["model"] for r in leaderboard]
     rates = observed_win_rates([b.triple() for b in battles], names)

@@ -5,6 +5,7 @@ import html
 from pathlib import Path
 from typing import Optional
 
+from arena_ray.rating.leaderboard import rating_text
 from arena_ray.workflows.report import plots
 from arena_ray.workflows.report.collect import ArenaView, ReportData, collect
 
@@ -19,15 +20,18 @@ def _table(head: list[str], rows: list[list]) -> str:
     return f"<table><tr>{cells}</tr>{body}</table>"
 
 
+def _entry(row: dict) -> dict:
+    return {"rating": row["rating"], "ci": [row["ci_low"], row["ci_high"]], "separated": row.get("separated")}
+
+
 def _pct(v: Optional[float]) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
 def arena_section(view: ArenaView) -> str:
     j = view.judge
-    board = _table(["model", "rating", "95% CI", "battles"],
-                   [[r["model"], f"{r['rating']:.1f}", f"{r['ci_low']:.1f} – {r['ci_high']:.1f}", r["battles"]]
-                    for r in view.leaderboard])
+    board = _table(["rank (UB)", "model", "rating (95% CI)", "battles"],
+                   [[r.get("rank_ub", ""), r["model"], rating_text(_entry(r)), r["battles"]] for r in view.leaderboard])
     judge = _table(["judge games", "parse failures", "decisive games", "first-shown answer won",
                     "position-swap disagreement", "requests retried", "coordinator restarts"],
                    [[j.games, j.parse_failures, j.decisive_games, _pct(j.first_position_rate),

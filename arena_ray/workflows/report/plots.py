@@ -19,10 +19,16 @@ def _svg(fig) -> str:
 
 
 def leaderboard(rows: list[dict], title: str) -> str:
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
+    """Rated models with their intervals (an unbounded end drawn to the plot's edge); separated ones are listed
+    in the table beside it, not plotted."""
+    rows = [r for r in rows if r["rating"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(len(rows), 1)))
     names = [r["model"] for r in rows][::-1]
     ratings = [r["rating"] for r in rows][::-1]
-    err = [[r["rating"] - r["ci_low"] for r in rows][::-1], [r["ci_high"] - r["rating"] for r in rows][::-1]]
+    span = max((abs(r[k] - r["rating"]) for r in rows for k in ("ci_low", "ci_high") if r[k] is not None),
+               default=50.0)
+    err = [[r["rating"] - r["ci_low"] if r["ci_low"] is not None else 2 * span for r in rows][::-1],
+           [r["ci_high"] - r["rating"] if r["ci_high"] is not None else 2 * span for r in rows][::-1]]
     ax.errorbar(ratings, range(len(names)), xerr=err, fmt="o", capsize=4, color="#1f5fa8")
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("Bradley–Terry rating (95% bootstrap CI)")

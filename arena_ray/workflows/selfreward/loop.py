@@ -22,6 +22,7 @@ from arena_ray.errors import ConfigError, InputError
 from arena_ray.judging.agreement import agreement
 from arena_ray.judging.prompts import load_rubric_template
 from arena_ray.rating import bradley_terry
+from arena_ray.rating.leaderboard import summary_of
 from arena_ray.rating.matrix import win_rate
 from arena_ray.records.tables import write_atomic
 from arena_ray.serving.cluster import ray_session
@@ -140,8 +141,7 @@ def rate_against(config: Config, it: Path, registry: Registry, current: str, pre
     rate, games = win_rate(battles, current, previous)
     return {"battles": len(result.tally.battles), "failed_battles": result.tally.failed_battles,
             "win_rate": None if games == 0 else round(rate, 3),
-            "ratings": {m: {"rating": round(r.rating, 1), "ci": [round(r.ci_low, 1), round(r.ci_high, 1)]}
-                        for m, r in ratings.items()}}
+            "ratings": {m: summary_of(r) for m, r in ratings.items()}}
 
 
 def _renamed(b, old: str, new: str):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from arena_ray.rating.leaderboard import rating_text
+
 
 def _f(v, digits=2) -> str:
     if v is None:
@@ -19,12 +21,11 @@ def to_markdown(rows: Sequence[dict]) -> str:
         agree = r["judge_agreement"] or {}
         dpo = r["dpo"]
         loss = "skipped: no pairs" if dpo["skipped"] else f"{_f(dpo['loss_first'], 3)}→{_f(dpo['loss_last'], 3)}"
-        rating = r["arena"]["ratings"].get(r["to"])
-        rating_text = "–" if rating is None else f"{rating['rating']:.0f} ({rating['ci'][0]:.0f}–{rating['ci'][1]:.0f})"
+        rating = rating_text(r["arena"]["ratings"].get(r["to"]))
         hist = "/".join(str(r["score_histogram"][str(k)]) for k in range(6))
         cells = [str(r["iteration"]), f"{r['from']} → {r['to']}", str(r["pairs_kept"]), str(r["dropped_ties"]),
                  str(r["dropped_unscored"]), _f(r["mean_reward"]), hist, _f(agree.get("pairwise_accuracy"), 3),
                  _f(agree.get("spearman"), 3), _f(agree.get("kendall_tau"), 3), loss, _f(r["arena"]["win_rate"], 3),
-                 rating_text]
+                 rating]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
