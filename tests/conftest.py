@@ -72,8 +72,10 @@ def local_ray():
     # A killed replica must not orphan its vLLM engine process (the embedded cluster sets this too).
     os.environ.setdefault("RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper", "true")
     cluster = LocalCluster(metrics_port=free_port(), serve_port=free_port())
+    # Workers report metrics every second (not every 10 s): a short test arena's coordinator would otherwise
+    # end before its first report.
     ray.init(num_cpus=8, include_dashboard=False, namespace="arena_ray_tests",
-             _metrics_export_port=cluster.metrics_port)
+             _metrics_export_port=cluster.metrics_port, _system_config={"metrics_report_interval_ms": 1000})
     serve.start(http_options={"host": "127.0.0.1", "port": cluster.serve_port})
     yield cluster
     serve.shutdown()
