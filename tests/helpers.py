@@ -98,3 +98,15 @@ def submit_job(env: dict, job_dir: Path, submission_id: str, args: list[str], ti
                            str(job_dir), "--", str(BIN / "arena-ray"), *args],
                           cwd=ROOT, env={**env, "RAY_ADDRESS": "http://127.0.0.1:8265"}, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def planned_battle_ids(config) -> set[str]:
+    """The battle ids an uninterrupted arena of `config` ends with: ids are deterministic (instruction, pair,
+    judge, prompt version), so the plan is the reference a faulted run must reproduce exactly once each."""
+    from arena_ray.data.ingest import load_instructions
+    from arena_ray.judging.prompts import load_template
+    from arena_ray.workflows.arena import make_plan
+
+    i = config.instructions
+    instructions = load_instructions(i.path, i.format, i.offset, i.limit)
+    return {pb.battle_id for pb in make_plan(config, instructions, load_template(config.judge.prompt))}

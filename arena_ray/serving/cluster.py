@@ -33,7 +33,9 @@ def ray_session(ray_cfg: RayConfig) -> Iterator[bool]:
         # vLLM engines live in child processes of their replicas; when a replica dies hard they would be
         # orphaned and keep spinning on the CPU. The raylet as subreaper kills them.
         os.environ.setdefault("RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper", "true")
-        ray.init(num_cpus=ray_cfg.num_cpus, namespace=ray_cfg.namespace,
+        # address="local": a cluster of our own, even where another one runs on this machine (Ray would
+        # otherwise attach to it, as `ray.init()` with no address does).
+        ray.init(address="local", num_cpus=ray_cfg.num_cpus, namespace=ray_cfg.namespace,
                  include_dashboard=ray_cfg.include_dashboard, dashboard_host=ray_cfg.dashboard_host,
                  logging_level=logging.WARNING)
         owned = True

@@ -1,6 +1,6 @@
 """`arena-ray self-reward` end to end on a tiny configuration (a tiny random model answers, judges itself
 with the rubric under constrained decoding, and is DPO-trained; real prompts and PandaLM human labels):
-two iterations M0 → M1 → M2, then a re-run that redoes nothing."""
+two iterations M0 → M1 → M2 on a running cluster, then a re-run that redoes nothing."""
 from __future__ import annotations
 
 import json
@@ -36,9 +36,12 @@ def self_reward_config(tmp_path, tiny_model_dir):
     return path
 
 
-def test_self_reward_two_iterations_and_resume(tmp_path, tiny_model_dir):
+def test_self_reward_two_iterations_and_resume(tmp_path, tiny_model_dir, head_node):
     cfg = self_reward_config(tmp_path, tiny_model_dir)
-    proc = run_cli(["self-reward", "--config", str(cfg)], timeout=1500)
+    # Attached to the session's running cluster (as `self-reward` does on a real one): models the earlier jobs
+    # left serving with the same settings (the tiny judge) are reused, not started again.
+    attached = {**head_node, "RAY_ADDRESS": "127.0.0.1:6379"}
+    proc = run_cli(["self-reward", "--config", str(cfg)], timeout=1500, env=attached)
     assert proc.returncode == 0, proc.stderr[-3000:]
     root = tmp_path / "sr"
     rows = json.loads((root / "summary.json").read_text())
@@ -59,7 +62,7 @@ def test_self_reward_two_iterations_and_resume(tmp_path, tiny_model_dir):
     assert "| iter | model | pairs kept |" in proc.stdout
     # Re-run: every stage is done; nothing is asked of a model again.
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*.jsonl") if "iter" in str(p)}
-    again = run_cli(["self-reward", "--config", str(cfg), "--quiet"], timeout=600)
+    again = run_cli(["self-reward", "--config", str(cfg), "--quiet"], timeout=600, env=attached)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 

@@ -14,7 +14,7 @@ import ray
 
 from arena_ray.settings import from_dict
 from arena_ray.workflows.arena import coordinator_name, run_arena
-from tests.helpers import tiny_config_dict
+from tests.helpers import planned_battle_ids, tiny_config_dict
 
 pytestmark = pytest.mark.faults
 
@@ -67,9 +67,7 @@ def battle_ids(run_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference(local_ray, tiny_model_dir, tmp_path_factory):
-    run = tmp_path_factory.mktemp("faults") / "reference"
-    result = run_arena(config(run, tiny_model_dir), show_progress=False)
-    return set(battle_ids(run)), result
+    return planned_battle_ids(config(tmp_path_factory.mktemp("faults") / "reference", tiny_model_dir))
 
 
 def serve_replica(app: str):
@@ -89,7 +87,7 @@ def kill(target: str, run_dir: Path) -> None:
 @pytest.mark.parametrize("target", ["tiny-b", "tiny", "coordinator"],
                          ids=["competitor-replica", "judge-replica", "coordinator"])
 def test_kill_mid_run(target, reference, tiny_model_dir, tmp_path, fault_table):
-    expected, _ = reference
+    expected = reference
     run = tmp_path / "run"
     outcome: dict = {}
     worker = threading.Thread(target=lambda: outcome.update(result=run_arena(config(run, tiny_model_dir),
