@@ -27,8 +27,8 @@ from arena_ray.rating.separation import Blocks, blocks
 from arena_ray.records import Battle, Rating
 
 OUTCOME = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
-# Rounds × models × models floats per batch of the bootstrap (bounds the Hessians' memory, ~128 MB).
-_BATCH_FLOATS = 16_000_000
+# Floats per array of a bootstrap batch (rounds × max(models², rows)): bounds the working memory (~32 MB each).
+_BATCH_FLOATS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -74,79 +74,159 @@ def aggregate_indices(models: Sequence[str], idx_a: np.ndarray, idx_b: np.ndarra
     return Aggregated(tuple(models), a, b, code / 2.0, count.astype(float))
 
 
-class _Design:
-    """Sparse maps from rows to models and to unordered pairs, built once per data set."""
+@dataclass(frozen=True)
+class Pairs:
+    """What the likelihood needs per unordered pair (pa < pb): its battles `n` and pa's win share `w` (wins, plus
+    half the ties); and, to resample battles, the shares of pa's wins and of ties among them."""
 
-    def __init__(self, agg: Aggregated):
-        m, n = len(agg.models), len(agg.count)
-        self.m = m
-        rows = np.arange(n)
-        # gradient: +residual at a, -residual at b
-        self.signed = csr_matrix((np.r_[np.ones(n), -np.ones(n)], (np.r_[rows, rows], np.r_[agg.idx_a, agg.idx_b])),
-                                 shape=(n, m))
+    m: int
+    pa: np.ndarray
+    pb: np.ndarray
+    n: np.ndarray
+    w: np.ndarray
+    p_win: np.ndarray
+    p_tie: np.ndarray
+    signed: csr_matrix      # pairs × models: +1 at pa, -1 at pb (gradients)
+    touches: csr_matrix     # pairs × models: 1 at pa and pb (Hessian diagonals, battles per model)
+
+    @classmethod
+    def of(cls, agg: Aggregated) -> "Pairs":
+        m = len(agg.models)
         lo, hi = np.minimum(agg.idx_a, agg.idx_b), np.maximum(agg.idx_a, agg.idx_b)
-        pairs, self.pair_of_row = np.unique(lo * m + hi, return_inverse=True)
-        self.pa, self.pb = np.divmod(pairs, m)
-        self.row_to_pair = csr_matrix((np.ones(n), (rows, self.pair_of_row)), shape=(n, len(pairs)))
-        p = len(pairs)
-        self.pair_to_model = csr_matrix((np.ones(2 * p), (np.r_[np.arange(p), np.arange(p)], np.r_[self.pa, self.pb])),
-                                        shape=(p, m))
+        keys, pair = np.unique(lo * m + hi, return_inverse=True)
+        pa, pb = np.divmod(keys, m)
+        share = np.where(agg.idx_a == lo, agg.outcome, 1 - agg.outcome)   # the outcome for the lower index
+        n = np.bincount(pair, agg.count, len(keys))
+        w = np.bincount(pair, agg.count * share, len(keys))
+        wins = np.bincount(pair, agg.count * (share == 1), len(keys))
+        ties = np.bincount(pair, agg.count * (share == 0.5), len(keys))
+        k, rows = len(keys), np.arange(len(keys))
+        signed = csr_matrix((np.r_[np.ones(k), -np.ones(k)], (np.r_[rows, rows], np.r_[pa, pb])), shape=(k, m))
+        touches = csr_matrix((np.ones(2 * k), (np.r_[rows, rows], np.r_[pa, pb])), shape=(k, m))
+        return cls(m, pa, pb, n, w, wins / n, ties / n, signed, touches)
+
+    def resample(self, rng: np.random.Generator, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, w) of `rounds` resamples of the battles with replacement: how many battles each pair draws, then
+        how they split into wins, ties and losses (a two-level multinomial: the same law as drawing battles)."""
+        total = int(self.n.sum())
+        n = rng.multinomial(total, self.n / total, size=rounds)
+        wins = rng.binomial(n, self.p_win)
+        rest = np.where(self.p_win < 1, self.p_tie / np.where(self.p_win < 1, 1 - self.p_win, 1), 0.0)
+        ties = rng.binomial(n - wins, np.clip(rest, 0, 1))
+        return n.astype(float), wins + 0.5 * ties
+
+    def blocks(self, n: np.ndarray, w: np.ndarray, within: np.ndarray) -> Blocks:
+        """The strongly connected blocks of one round's data, among the models `within`."""
+        present = ((self.touches.T @ n) > 0) & within
+        keep = n * (within[self.pa] & within[self.pb])
+        # as (a, b, outcome) rows: pa's wins as one row, pb's as the other
+        a = np.r_[self.pa, self.pa]
+        b = np.r_[self.pb, self.pb]
+        y = np.r_[np.ones(len(n)), np.zeros(len(n))]
+        mass = np.r_[np.where(keep > 0, w, 0), np.where(keep > 0, keep - w, 0)]
+        return blocks(self.m, a, b, y, mass, present)
 
 
-def _nll(theta: np.ndarray, agg: Aggregated, w: np.ndarray) -> np.ndarray:
-    d = theta[:, agg.idx_a] - theta[:, agg.idx_b]
-    return (w * (np.logaddexp(0.0, d) - agg.outcome * d)).sum(axis=1)
+def _nll(theta: np.ndarray, pr: Pairs, n: np.ndarray, w: np.ndarray) -> np.ndarray:
+    d = theta[:, pr.pa] - theta[:, pr.pb]
+    return (n * np.logaddexp(0.0, d) - w * d).sum(axis=1)
 
 
-def fit_theta(agg: Aggregated, counts: np.ndarray, rated: Optional[np.ndarray] = None, iterations: int = 100,
-              tol: float = 1e-9, design: Optional[_Design] = None) -> np.ndarray:
-    """Maximum-likelihood log-strengths for each row of `counts` (rounds × rows) at once; `rated` (rounds × models,
-    bool) marks the models each round fits (their rows only count), the others stay 0. Centred on the rated
-    models' mean. Newton with a backtracking line search: the log-likelihood is concave, the Hessian a weighted
-    graph Laplacian, made invertible on the rated block by a rank-one term along its all-ones vector."""
-    counts = np.atleast_2d(counts).astype(float)
-    rounds, m = counts.shape[0], len(agg.models)
+def _derivatives(pr: Pairs, theta: np.ndarray, n: np.ndarray, w: np.ndarray, rated: np.ndarray,
+                 u: np.ndarray, hessian: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Gradient of the loss per round, and its Hessian made invertible on the rated block: a rank-one term
+    along the block's all-ones vector (the loss does not change when every strength moves together), a fixed
+    diagonal for unrated models, and a whisper of damping (which moves no optimum)."""
+    p = expit(theta[:, pr.pa] - theta[:, pr.pb])
+    grad = (pr.signed.T @ (n * p - w).T).T
+    if not hessian:
+        return grad, None
+    s = n * p * (1 - p)
+    rounds, m = theta.shape
+    hess = np.zeros((rounds, m, m))
+    hess[:, pr.pa, pr.pb] = -s
+    hess[:, pr.pb, pr.pa] = -s
+    diag = (pr.touches.T @ s.T).T
+    scale = np.maximum(diag.max(axis=1), 1e-12)
+    ridx = np.arange(m)
+    hess[:, ridx, ridx] = diag * (1 + 1e-10) + ~rated
+    hess += scale[:, None, None] * (u[:, :, None] * u[:, None, :]) * m
+    return grad, hess
+
+
+def _chord(pr: Pairs, n: np.ndarray, w: np.ndarray, start: np.ndarray, hess: np.ndarray, tol: float,
+           iterations: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Newton's chord method for bootstrap rounds of the same block as the data: every round reuses the data's
+    Hessian at its optimum (one factorisation for all), so an iteration costs a gradient and a product. A
+    resample is close to the data, so this converges fast; rounds that do not get the full method."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    factor = cho_factor(hess)
+    total = np.maximum(n.sum(axis=1, keepdims=True), 1.0)
+    n, w = n / total, w / total
+    theta = np.broadcast_to(start, (len(n), pr.m)).copy()
+    rated = np.ones_like(theta, dtype=bool)
+    active = np.ones(len(n), dtype=bool)
+    for _ in range(iterations):
+        idx = np.flatnonzero(active)
+        if not len(idx):
+            break
+        grad, _ = _derivatives(pr, theta[idx], n[idx], w[idx], rated[idx], None, hessian=False)
+        step = cho_solve(factor, grad.T).T
+        theta[idx] -= step
+        active[idx[np.abs(step).max(axis=1) < tol]] = False
+    return theta - theta.mean(axis=1, keepdims=True), ~active
+
+
+def fit_theta(pr: Pairs, n: np.ndarray, w: np.ndarray, rated: Optional[np.ndarray] = None, iterations: int = 100,
+              tol: float = 1e-7, start: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood log-strengths for every round (rows of n, w: rounds × pairs) at once; `rated` (rounds ×
+    models) marks the models each round fits (pairs with another model do not count; the others stay 0).
+    Returns (theta centred on each round's rated models, converged per round). Newton with a backtracking line
+    search: the log-likelihood is concave and its Hessian a weighted graph Laplacian, made invertible on the
+    rated block by a rank-one term along its all-ones vector (plus a whisper of damping, which moves no
+    optimum). A round whose data have no finite maximum (separation) does not converge: its strengths run off.
+    `start`: where to begin (a bootstrap round begins at the data's own fit, a few steps from its optimum)."""
+    n, w = np.atleast_2d(n).astype(float), np.atleast_2d(w).astype(float)
+    rounds, m = n.shape[0], pr.m
     rated = np.ones((rounds, m), dtype=bool) if rated is None else rated
-    dz = design or _Design(agg)
-    w = counts * (rated[:, agg.idx_a] & rated[:, agg.idx_b])
-    w = w / np.maximum(w.sum(axis=1, keepdims=True), 1.0)   # per-battle scale: a well-conditioned problem
+    inside = rated[:, pr.pa] & rated[:, pr.pb]
+    total = np.maximum((n * inside).sum(axis=1, keepdims=True), 1.0)
+    n, w = n * inside / total, w * inside / total          # per-battle scale: a well-conditioned problem
     u = rated / np.maximum(rated.sum(axis=1, keepdims=True), 1)
-    theta = np.zeros((rounds, m))
-    loss = _nll(theta, agg, w)
+    theta = np.zeros((rounds, m)) if start is None else np.where(rated, np.broadcast_to(start, (rounds, m)), 0.0)
+    loss = _nll(theta, pr, n, w)
+    stale = np.zeros(rounds, dtype=bool)   # loss not updated after a small (unchecked) step
     active = np.ones(rounds, dtype=bool)
     for _ in range(iterations):
         idx = np.flatnonzero(active)
         if not len(idx):
             break
-        th, wa = theta[idx], w[idx]
-        p = expit(th[:, agg.idx_a] - th[:, agg.idx_b])
-        grad = (dz.signed.T @ (wa * (p - agg.outcome)).T).T
-        s = (dz.row_to_pair.T @ (wa * p * (1 - p)).T).T                 # per unordered pair
-        hess = np.zeros((len(idx), m, m))
-        hess[:, dz.pa, dz.pb] = -s
-        hess[:, dz.pb, dz.pa] = -s
-        diag = (dz.pair_to_model.T @ s.T).T
-        ridx = np.arange(m)
-        hess[:, ridx, ridx] = diag + ~rated[idx]                          # unrated models: a fixed 0
-        scale = np.maximum(diag.max(axis=1), 1e-12)[:, None, None]
-        hess += scale * (u[idx][:, :, None] * u[idx][:, None, :]) * m
+        th, na, wa = theta[idx], n[idx], w[idx]
+        grad, hess = _derivatives(pr, th, na, wa, rated[idx], u[idx])
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        done = np.zeros(len(idx), dtype=bool)
         t = np.ones(len(idx))
         new = th - step
-        new_loss = _nll(new, agg, wa)
-        for _ in range(30):   # halve the step where it does not lower the loss
-            worse = new_loss > loss[idx] + 1e-13 * np.abs(loss[idx])
+        # Near the optimum a full Newton step always lowers the (self-concordant-like) loss: check only big steps.
+        far = np.abs(step).max(axis=1) > 0.25
+        refresh = far & stale[idx]
+        if refresh.any():
+            loss[idx[refresh]] = _nll(th[refresh], pr, na[refresh], wa[refresh])
+        new_loss = loss[idx].copy()
+        if far.any():
+            new_loss[far] = _nll(new[far], pr, na[far], wa[far])
+        for _ in range(40):   # halve the step where it does not lower the loss (far from the optimum)
+            worse = far & (new_loss > loss[idx] + 1e-13 * np.abs(loss[idx]))
             if not worse.any():
                 break
             t = np.where(worse, t / 2, t)
             new = np.where(worse[:, None], th - t[:, None] * step, new)
-            new_loss = np.where(worse, _nll(new, agg, wa), new_loss)
+            new_loss[worse] = _nll(new[worse], pr, na[worse], wa[worse])
         done = np.abs(t[:, None] * step).max(axis=1) < tol
-        theta[idx], loss[idx] = new, new_loss
+        theta[idx], loss[idx], stale[idx] = new, new_loss, ~far
         active[idx[done]] = False
     centre = (theta * u).sum(axis=1, keepdims=True)
-    return np.where(rated, theta - centre, 0.0)
+    return np.where(rated, theta - centre, 0.0), ~active
 
 
 def to_elo(theta: np.ndarray, scale: float, base: float) -> np.ndarray:
@@ -171,41 +251,51 @@ def _anchor(models: Sequence[str], ratings: np.ndarray, anchor: Optional[tuple[s
     return ratings + (value - ratings[..., list(models).index(name)])[..., None]
 
 
-def round_blocks(agg: Aggregated, samples: np.ndarray, rated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per bootstrap round, the models it can rate (a resample can separate what the data did not), and what the
-    others are worth in that round: +inf above the rated block, -inf below it, NaN apart or absent."""
-    m = len(agg.models)
-    fitted = np.zeros((len(samples), m), dtype=bool)
-    fill = np.full((len(samples), m), np.nan)
-    for r, w in enumerate(samples):
-        present = ((np.bincount(agg.idx_a, w, m) + np.bincount(agg.idx_b, w, m)) > 0) & rated
-        split = blocks(m, agg.idx_a, agg.idx_b, agg.outcome, w, present)
-        fitted[r] = split.rated
-        fill[r] = [np.inf if p == "above" else -np.inf if p == "below" else np.nan for p in split.place]
-    return fitted, fill
-
-
 def bootstrap(agg: Aggregated, rounds: int, seed: int, rated: np.ndarray, scale: float = 400.0,
-              base: float = 1000.0, anchor: Optional[tuple[str, float]] = None) -> np.ndarray:
+              base: float = 1000.0, anchor: Optional[tuple[str, float]] = None, pr: Optional[Pairs] = None,
+              start: Optional[np.ndarray] = None, hess: Optional[np.ndarray] = None) -> np.ndarray:
     """Ratings of `rounds` resamples of the battles (rounds × models): ±inf for a model a resample separated
-    above or below the others, NaN for one it could not place (it drew no battle)."""
+    above or below the others, NaN for one it could not place (it drew no battle). Resamples are drawn and
+    fitted a batch at a time, so memory stays bounded whatever the number of rounds."""
+    pr = pr or Pairs.of(agg)
     rng = np.random.default_rng(seed)
-    total = int(agg.count.sum())
-    samples = rng.multinomial(total, agg.count / total, size=rounds).astype(float)
-    samples[:, ~np.isin(np.arange(len(agg.count)), _rows_within(agg, rated))] = 0.0
-    fitted, fill = round_blocks(agg, samples, rated)
-    design = _Design(agg)
-    batch = max(1, _BATCH_FLOATS // max(len(agg.models) ** 2, 1))
-    theta = np.concatenate([fit_theta(agg, samples[i:i + batch], fitted[i:i + batch], design=design)
-                            for i in range(0, rounds, batch)])
-    ratings = _anchor(agg.models, to_elo(theta, scale, base), anchor, base)
-    if anchor is not None:  # a round that could not rate the anchor cannot place anyone against it
-        ratings[~fitted[:, agg.models.index(anchor[0])]] = np.nan
-    return np.where(fitted, ratings, fill)
+    batch = max(1, _BATCH_FLOATS // max(pr.m ** 2, len(pr.n), 1))
+    out = []
+    for first in range(0, rounds, batch):
+        n, w = pr.resample(rng, min(batch, rounds - first))
+        fitted = ((pr.touches.T @ n.T).T > 0) & rated[None, :]
+        theta = np.zeros(fitted.shape)
+        converged = np.zeros(len(n), dtype=bool)
+        whole = fitted.all(axis=1) if hess is not None else converged   # every model in play: the chord method
+        if whole.any():
+            theta[whole], converged[whole] = _chord(pr, n[whole], w[whole], start, hess, 1e-7)
+        rest = np.flatnonzero(~converged)
+        if len(rest):
+            theta[rest], converged[rest] = fit_theta(pr, n[rest], w[rest], fitted[rest], start=start)
+        fill = np.full(theta.shape, np.nan)
+        # A resample can separate (or split) what the data did not: those rounds run off or leave a block
+        # unconnected. Find their blocks and refit them on their rated block.
+        suspect = np.flatnonzero(~converged | (np.abs(theta).max(axis=1) > 25) | _split(pr, n, fitted))
+        for r in suspect:
+            split = pr.blocks(n[r], w[r], fitted[r])
+            fitted[r] = split.rated
+            fill[r] = [np.inf if p == "above" else -np.inf if p == "below" else np.nan for p in split.place]
+        if len(suspect):
+            theta[suspect] = fit_theta(pr, n[suspect], w[suspect], fitted[suspect])[0]
+        ratings = _anchor(agg.models, to_elo(theta, scale, base), anchor, base)
+        if anchor is not None:  # a round that could not rate the anchor cannot place anyone against it
+            ratings[~fitted[:, agg.models.index(anchor[0])]] = np.nan
+        out.append(np.where(fitted, ratings, fill))
+    return np.concatenate(out)
 
 
-def _rows_within(agg: Aggregated, rated: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(rated[agg.idx_a] & rated[agg.idx_b])
+def _split(pr: Pairs, n: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """Rounds whose comparison graph among their fitted models may fall apart: cheap to rule out when every pair
+    with few battles in the data kept at least one (a pair of many battles never draws none)."""
+    fragile = pr.n < 30
+    if not fragile.any():
+        return np.zeros(len(n), dtype=bool)
+    return ((n[:, fragile] == 0) & fitted[:, pr.pa[fragile]] & fitted[:, pr.pb[fragile]]).any(axis=1)
 
 
 def percentile_interval(boots: np.ndarray, level: float = 95.0) -> tuple[np.ndarray, np.ndarray]:
@@ -250,12 +340,18 @@ def fit_aggregated(agg: Aggregated, *, bootstrap_rounds: int = 100, seed: int = 
     split = blocks(m, agg.idx_a, agg.idx_b, agg.outcome, agg.count)
     if anchor is not None:
         _check_anchor(agg, split, anchor)
-    point = _anchor(agg.models, to_elo(fit_theta(agg, agg.count, split.rated[None, :])[0], scale, base), anchor,
-                    base)
+    pr = Pairs.of(agg)
+    theta = fit_theta(pr, pr.n, pr.w, split.rated[None, :])[0][0]
+    hess = None
+    if split.rated.all():  # the Hessian at the optimum, for the bootstrap's chord iterations
+        total = pr.n.sum()
+        hess = _derivatives(pr, theta[None], pr.n[None] / total, pr.w[None] / total, split.rated[None],
+                            split.rated[None] / m)[1][0]
+    point = _anchor(agg.models, to_elo(theta, scale, base), anchor, base)
     low = high = point
     best = worst = None
     if bootstrap_rounds > 0:
-        boots = bootstrap(agg, bootstrap_rounds, seed, split.rated, scale, base, anchor)
+        boots = bootstrap(agg, bootstrap_rounds, seed, split.rated, scale, base, anchor, pr, start=theta, hess=hess)
         with warnings.catch_warnings():  # a model no round could place has an all-NaN column: no interval
             warnings.simplefilter("ignore", RuntimeWarning)
             low, high = percentile_interval(boots)

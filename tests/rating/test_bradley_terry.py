@@ -9,7 +9,7 @@ from scipy.optimize import minimize
 
 from arena_ray.data.battles import import_vicuna_reviews, read_battles
 from arena_ray.errors import ConfigError, InputError
-from arena_ray.rating.bradley_terry import aggregate, aggregate_indices, describe_separation, fit, fit_theta
+from arena_ray.rating.bradley_terry import Pairs, aggregate, aggregate_indices, describe_separation, fit, fit_theta
 from tests.conftest import SHARED_DATA
 
 BATTLES = SHARED_DATA / "battles"
@@ -180,12 +180,33 @@ def test_bootstrap_is_seeded_and_shrinks_with_data():
 
 
 def test_batched_rounds_equal_single_fits():
-    agg = aggregate(synthetic({"a": 1150, "b": 1000, "c": 980, "d": 700}, 40, seed=4, tie_rate=0.2))
-    rng = np.random.default_rng(0)
-    counts = rng.multinomial(int(agg.count.sum()), agg.count / agg.count.sum(), size=5).astype(float)
-    together = fit_theta(agg, counts)
+    pairs = Pairs.of(aggregate(synthetic({"a": 1150, "b": 1000, "c": 980, "d": 700}, 40, seed=4, tie_rate=0.2)))
+    n, w = pairs.resample(np.random.default_rng(0), 5)
+    together, converged = fit_theta(pairs, n, w)
+    assert converged.all()
     for k in range(5):
-        assert np.allclose(together[k], fit_theta(agg, counts[k])[0], atol=1e-8)
+        assert np.allclose(together[k], fit_theta(pairs, n[k], w[k])[0][0], atol=1e-8)
+
+
+def test_resampling_pairs_is_resampling_battles():
+    """Drawing how many battles each pair gets, then how they split, has the law of drawing battles."""
+    battles = synthetic({"a": 1150, "b": 1000, "c": 900}, 60, seed=6, tie_rate=0.25)
+    pairs = Pairs.of(aggregate(battles))
+    n, w = pairs.resample(np.random.default_rng(1), 20_000)
+    rng = np.random.default_rng(2)
+    index = {(min(a, b), max(a, b)): k for k, (a, b) in enumerate(zip(pairs.pa, pairs.pb))}
+    models = sorted({m for a, b, _ in battles for m in (a, b)})
+    direct_n, direct_w = np.zeros((2000, len(index))), np.zeros((2000, len(index)))
+    for r in range(2000):
+        for k in rng.integers(0, len(battles), len(battles)):
+            a, b, win = battles[k]
+            i, j = models.index(a), models.index(b)
+            col = index[(min(i, j), max(i, j))]
+            direct_n[r, col] += 1
+            direct_w[r, col] += Y[win] if i < j else 1 - Y[win]
+    for ours, direct in ((n, direct_n), (w, direct_w)):
+        assert np.allclose(ours.mean(axis=0), direct.mean(axis=0), rtol=0.03)
+        assert np.allclose(ours.std(axis=0), direct.std(axis=0), rtol=0.1)
 
 
 def test_arrays_aggregate_like_triples():
