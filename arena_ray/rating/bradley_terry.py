@@ -27,8 +27,8 @@ from arena_ray.rating.separation import Blocks, blocks
 from arena_ray.records import Battle, Rating
 
 OUTCOME = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
-# Floats per array of a bootstrap batch (rounds × max(models², rows)): bounds the working memory (~32 MB each).
-_BATCH_FLOATS = 4_000_000
+# Floats per array of a bootstrap batch (rounds × max(models², pairs)): bounds the working memory (~16 MB each).
+_BATCH_FLOATS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,8 @@ def _derivatives(pr: Pairs, theta: np.ndarray, n: np.ndarray, w: np.ndarray, rat
     scale = np.maximum(diag.max(axis=1), 1e-12)
     ridx = np.arange(m)
     hess[:, ridx, ridx] = diag * (1 + 1e-10) + ~rated
-    hess += scale[:, None, None] * (u[:, :, None] * u[:, None, :]) * m
+    for r in range(rounds):   # one round at a time: no (rounds × m × m) temporaries
+        hess[r] += np.outer(u[r], u[r] * (scale[r] * m))
     return grad, hess
 
 
