@@ -74,7 +74,7 @@ def local_ray():
     cluster = LocalCluster(metrics_port=free_port(), serve_port=free_port())
     # Workers report metrics every second (not every 10 s): a short test arena's coordinator would otherwise
     # end before its first report.
-    ray.init(num_cpus=8, include_dashboard=False, namespace="arena_ray_tests",
+    ray.init(address="local", num_cpus=8, include_dashboard=False, namespace="arena_ray_tests",
              _metrics_export_port=cluster.metrics_port, _system_config={"metrics_report_interval_ms": 1000})
     serve.start(http_options={"host": "127.0.0.1", "port": cluster.serve_port})
     yield cluster

@@ -78,7 +78,7 @@ def test_run_dir_of_another_arena_is_refused_and_kept(tmp_path, config_file, cap
     (run / "run.json").write_text(json.dumps({"arena_fingerprint": "0123456789abcdef"}))
     (run / "battles.jsonl").write_text('{"battle_id": "x"}\n')
     code, err = run_cli(["arena", "--config", config_file(data)], capsys)
-    assert code == 2 and "use a new run_dir" in err
+    assert code == 2 and "run.json is not the record of an arena run" in err and "new directory" in err
     assert (run / "battles.jsonl").read_text() == '{"battle_id": "x"}\n'
 
 

@@ -18,6 +18,7 @@ from typing import Optional, Protocol, Sequence
 from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import Game, remaining
+from arena_ray.judging.cache import JudgmentCache
 from arena_ray.judging.prompts import PairwiseTemplate
 from arena_ray.judging.verdict import judgment_from
 from arena_ray.records import (
@@ -49,6 +50,7 @@ class JudgeSettings:
     max_attempts: int
     max_answer_chars: int
     max_in_flight: Optional[int] = None
+    cache: Optional[JudgmentCache] = None   # verdicts shared between runs (judge.cache_dir)
 
 
 @dataclass
@@ -113,6 +115,8 @@ class Counters:
     games_done: int = 0
     games_failed: int = 0
     parse_failures: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
     meters: dict[str, Meter] = field(default_factory=dict)
 
 
@@ -262,7 +266,8 @@ class BattleScheduler:
             for game in self.waiting.pop((iid, model), []):
                 self._route(game)
 
-    def _judge_request(self, game: Game) -> GenerationRequest:
+    def _judge_request(self, game: Game) -> tuple[GenerationRequest, Optional[str]]:
+        """The judge request of a game, and its judgment-cache key (None without a cache)."""
         pb, position, attempt = game.battle, game.position, game.attempt
         first, second = (pb.model_a, pb.model_b) if position == 0 else (pb.model_b, pb.model_a)
         cut = self.js.max_answer_chars
@@ -271,11 +276,26 @@ class BattleScheduler:
             text = self.answers[(pb.instruction_id, m)].text
             return text if len(text) <= cut else text[:cut] + "\n[... answer truncated ...]"
 
-        messages = self.js.template.messages(self.text[pb.instruction_id], answer(first), answer(second))
+        question, shown = self.text[pb.instruction_id], (answer(first), answer(second))
+        messages = self.js.template.messages(question, *shown)
         sampling = self.js.sampling
         if attempt:
             sampling = replace(sampling, temperature=self.js.retry_temperature, seed=attempt)
-        return GenerationRequest(f"judge-{pb.battle_id}-{position}-{attempt}", messages, sampling)
+        key = self.js.cache.key(question, *shown, sampling) if self.js.cache else None
+        return GenerationRequest(f"judge-{pb.battle_id}-{position}-{attempt}", messages, sampling), key
+
+    async def _verdict(self, game: Game) -> Completion:
+        """The judge's completion for a game: from the judgment cache where another run already asked it."""
+        request, key = self._judge_request(game)
+        cached = self.js.cache.get(key) if key else None
+        if cached is not None:
+            self.counters.cache_hits += 1
+            return cached
+        completion = await self._call(self.judge, request, self.counters.meters["judge"])
+        if key:
+            self.counters.cache_misses += 1
+            self.js.cache.put(key, completion)
+        return completion
 
     async def _judge_worker(self) -> None:
         while True:
@@ -291,7 +311,7 @@ class BattleScheduler:
                     model_b=pb.model_b, position=position, attempt=attempt, judge=self.js.name,
                     prompt_version=self.js.template.version)
         try:
-            c = await self._call(self.judge, self._judge_request(game), self.counters.meters["judge"])
+            c = await self._verdict(game)
         except RequestFailed as err:
             judgment = Judgment(**base, score_a=None, score_b=None, weighted_score_a=None, weighted_score_b=None,
                                 explanation="", raw="", parse_ok=False, error=f"request failed: {err}")
@@ -330,4 +350,4 @@ class BattleScheduler:
     def summary(self) -> Progress:
         c = self.counters
         return Progress(c.generations_total, c.generations_done, c.games_total, c.games_done, c.games_failed,
-                        c.parse_failures, {k: m.summary() for k, m in c.meters.items()})
+                        c.parse_failures, c.cache_hits, c.cache_misses, {k: m.summary() for k, m in c.meters.items()})

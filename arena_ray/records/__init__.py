@@ -327,6 +327,8 @@ class Progress:
     games_done: int = 0
     games_failed: int = 0
     parse_failures: int = 0
+    cache_hits: int = 0           # judge verdicts taken from the judgment cache (judge.cache_dir)
+    cache_misses: int = 0         # judge requests made and then cached
     meters: dict[str, MeterStats] = field(default_factory=dict)
 
     def to_json(self) -> dict:

@@ -66,6 +66,9 @@ class JudgeConfig(Strict):
     constrain_format: bool = True
     """Hold the judge's output to the score-line format (vLLM structured outputs): weak judges then always
     produce a parsable verdict. Ignored by engines that cannot constrain."""
+    cache_dir: Optional[str] = None
+    """A judgment cache shared between runs (keyed by judge, template, instruction and both answers in order):
+    a run that meets the same judge and answers again asks the judge nothing; null: no cache."""
 
 
 class RatingConfig(Strict):

@@ -84,17 +84,32 @@ class Config(Strict):
             names.append(self.judge.model)
         return tuple(names)
 
-    def arena_fingerprint(self) -> str:
-        """Hash of what decides battle outcomes; a run dir refuses to resume under another one.
+    def run_identity(self) -> dict:
+        """What decides an arena's answers and verdicts, per model and for the judge, as plain values (a resumed
+        run must match them, a mismatch is named field by field). Serving layout (replicas, resources, engine
+        capacity) is left out, and so are fields at their defaults, so that a release adding an option with a
+        behaviour-preserving default keeps old runs resumable."""
+        judge = self.judge.model_dump(mode="json", exclude={"max_attempts", "cache_dir"}, exclude_defaults=True)
+        return {"judge": {**judge, "engine": answer_settings(self.models[self.judge.model])},
+                "models": {n: answer_settings(self.models[n]) for n in self.arena.competitors}}
 
-        Serving layout (replicas, resources, engine args) is left out, and so are fields at their defaults,
-        so that a release adding an option with a behaviour-preserving default keeps old runs resumable.
-        """
-        layout = {"replicas", "num_cpus", "num_gpus", "max_ongoing_requests", "env", "vllm", "openai"}
-        relevant = {
-            "models": {n: self.models[n].model_dump(mode="json", exclude=layout, exclude_defaults=True)
-                       for n in self.served_models()},
-            "judge": self.judge.model_dump(mode="json", exclude={"max_attempts"}, exclude_defaults=True),
-        }
-        blob = json.dumps(relevant, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+
+LAYOUT = {"replicas", "num_cpus", "num_gpus", "max_ongoing_requests", "env"}
+VLLM_LAYOUT = {"enforce_eager", "gpu_memory_utilization", "tensor_parallel_size", "max_num_seqs"}
+OPENAI_LAYOUT = {"api_key_env", "connect_timeout_s"}
+
+
+def answer_settings(model: ModelConfig) -> dict:
+    """The settings of a model that change what it answers: engine, weights or endpoint (openai.model,
+    base_url), dtype, context, sampling, prompting — not where or how many times it runs."""
+    out = model.model_dump(mode="json", exclude=LAYOUT | {"vllm", "openai"}, exclude_defaults=True)
+    if model.engine == "vllm":
+        vllm = model.vllm.model_dump(mode="json", exclude=VLLM_LAYOUT, exclude_defaults=True)
+        out.update({"vllm": vllm} if vllm else {})
+    if model.engine == "openai":
+        out["openai"] = model.openai.model_dump(mode="json", exclude=OPENAI_LAYOUT)
+    return out
+
+
+def identity_hash(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

@@ -20,6 +20,7 @@ from arena_ray.arena.results import disagreement_rate, finalize, outcome
 from arena_ray.arena.scheduler import JudgeSettings
 from arena_ray.data.ingest import load_instructions
 from arena_ray.errors import ConfigError
+from arena_ray.judging.cache import JudgmentCache
 from arena_ray.judging.prompts import PairwiseTemplate, load_template
 from arena_ray.rating.leaderboard import to_markdown
 from arena_ray.records import Instruction, Progress, Rating, SamplingSpec
@@ -28,6 +29,7 @@ from arena_ray.serving.cluster import ray_session
 from arena_ray.serving.deployments import served
 from arena_ray.serving.retry import RetryPolicy
 from arena_ray.settings import Config, dump
+from arena_ray.settings.config import identity_hash
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +42,52 @@ class ArenaResult:
     stats: dict
 
 
-def prepare_run_dir(config: Config) -> Path:
-    """Create the run dir, or check that an existing one was made by an equivalent arena (resume)."""
+def check_run_dir(config: Config) -> tuple[Path, dict]:
+    """The run dir's identity (run.json) against this config's: a resumed run must have the same judge and the
+    same settings for every model it already battled; models may be added (only their battles run) or left
+    out. A mismatch is an error naming the field. Returns the identity to record once setup succeeded."""
     run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     meta_path = run_dir / "run.json"
-    fingerprint = config.arena_fingerprint()
-    if meta_path.exists():
-        previous = json.loads(meta_path.read_text()).get("arena_fingerprint")
-        if previous != fingerprint:
-            raise ConfigError(f"{run_dir} holds an arena run with other model/judge settings "
-                              f"(fingerprint {previous} != {fingerprint}); use a new run_dir")
-    else:
-        meta_path.write_text(json.dumps({"arena_fingerprint": fingerprint, "created": time.time()}) + "\n")
+    now = config.run_identity()
+    if not meta_path.exists():
+        return run_dir, now
+    try:
+        before = json.loads(meta_path.read_text())
+        known = before["models"], before["judge"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ConfigError(f"{meta_path} is not the record of an arena run of this version (set run_dir to a new "
+                          f"directory)") from None
+    changes = _differences("judge", known[1], now["judge"])
+    for name in sorted(set(known[0]) & set(now["models"])):
+        changes += _differences(f"models.{name}", known[0][name], now["models"][name])
+    if changes:
+        raise ConfigError(f"{run_dir} holds an arena run with other settings ({'; '.join(changes[:4])}); "
+                          f"answers and verdicts would mix: set run_dir to a new directory")
+    added = sorted(set(now["models"]) - set(known[0]))
+    if added:
+        log.warning("%s: adding %s to a finished run; only their battles are fought", run_dir, ", ".join(added))
+    return run_dir, {"judge": now["judge"], "models": {**known[0], **now["models"]}}
+
+
+def _differences(where: str, before: dict, now: dict) -> list[str]:
+    out = []
+    for key in sorted(set(before) | set(now)):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(f"{where}.{key}", a, b)
+        elif a != b:
+            out.append(f"{where}.{key}: {a!r} then, {b!r} now")
+    return out
+
+
+def record_run_dir(run_dir: Path, config: Config, identity: dict) -> None:
+    """Make the run dir valid for a later resume: only after setup succeeded (instructions, models, template)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump(config))
-    return run_dir
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps({**identity, "fingerprint": identity_hash(identity), "updated": time.time()},
+                              indent=2) + "\n")
+    tmp.replace(run_dir / "run.json")
 
 
 def make_plan(config: Config, instructions: list[Instruction], template: PairwiseTemplate) -> BattlePlan:
@@ -68,9 +101,11 @@ def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
     sampling = SamplingSpec(max_tokens=j.max_tokens, temperature=j.temperature,
                             top_logprobs=j.top_logprobs if j.logprob_weighted else None,
                             regex=template.output_regex if j.constrain_format else None)
+    cache = JudgmentCache(j.cache_dir, identity_hash(config.run_identity()["judge"]), template.version) \
+        if j.cache_dir else None
     return JudgeSettings(name=j.model, template=template, sampling=sampling, retry_temperature=j.retry_temperature,
                          max_attempts=j.max_attempts, max_answer_chars=j.max_answer_chars,
-                         max_in_flight=config.arena.max_in_flight_judgments)
+                         max_in_flight=config.arena.max_in_flight_judgments, cache=cache)
 
 
 def coordinator_name(run_dir: Path) -> str:
@@ -110,12 +145,13 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     # --- setup: everything that can be checked without a cluster, first
     if config.arena is None:
         raise ConfigError("this config has no 'arena' section (see configs/local.yaml)")
-    run_dir = prepare_run_dir(config)
+    run_dir, identity = check_run_dir(config)
     instructions = load_instructions(config.instructions.path, config.instructions.format,
                                      config.instructions.offset, config.instructions.limit)
     preflight.check_models(config, instructions)
-    save_instructions(run_dir, instructions)
     template = load_template(config.judge.prompt)
+    record_run_dir(run_dir, config, identity)
+    save_instructions(run_dir, instructions)
     plan = make_plan(config, instructions, template)
     ledger = Ledger(run_dir)
     started = time.perf_counter()

@@ -114,7 +114,7 @@ def test_api_key_never_reaches_the_run_directory(tmp_path, tiny_model_dir, monke
     # starts the cluster, as on a real head node. So this test starts its own (the tier's shared cluster starts
     # later, with the kill tests).
     assert not ray.is_initialized()
-    ray.init(num_cpus=8, include_dashboard=False, namespace="arena_ray_secrets")
+    ray.init(address="local", num_cpus=8, include_dashboard=False, namespace="arena_ray_secrets")
     try:
         result = run_arena(from_dict(data), show_progress=False, engine_factories={"tiny": lambda cfg: LengthJudge()})
     finally:

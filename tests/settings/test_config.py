@@ -87,12 +87,14 @@ def test_unsafe_yaml_is_refused(tmp_path):
         cfg.load(evil)
 
 
-def test_fingerprint_ignores_serving_layout_but_not_judging():
-    base = cfg.load(ROOT / "configs/local.yaml")
-    scaled = cfg.load(ROOT / "configs/local.yaml", ["models.smollm2.replicas=4", "models.smollm2.num_gpus=1"])
-    other_judge = cfg.load(ROOT / "configs/local.yaml", ["judge.prompt=pairwise-v2-hardened"])
-    assert base.arena_fingerprint() == scaled.arena_fingerprint()
-    assert base.arena_fingerprint() != other_judge.arena_fingerprint()
+def test_run_identity_ignores_serving_layout_but_not_answers_or_judging():
+    base = cfg.load(ROOT / "configs/local.yaml").run_identity()
+    scaled = cfg.load(ROOT / "configs/local.yaml", ["models.smollm2.replicas=4", "models.smollm2.num_gpus=1",
+                                                      "models.smollm2.vllm.max_num_seqs=4"]).run_identity()
+    assert base == scaled
+    for override in ("judge.prompt=pairwise-v2-hardened", "models.smollm2.vllm.dtype=bfloat16",
+                     "models.gemma-270m.temperature=0.7", "models.gpt-4-0314.path=other.jsonl"):
+        assert cfg.load(ROOT / "configs/local.yaml", [override]).run_identity() != base, override
 
 
 def test_dump_round_trips():
@@ -101,10 +103,10 @@ def test_dump_round_trips():
     assert cfg.from_dict(yaml.safe_load(cfg.dump(c))) == c
 
 
-def test_fingerprint_ignores_explicit_defaults():
+def test_run_identity_ignores_explicit_defaults():
     base = cfg.load(ROOT / "configs/local.yaml")
     explicit = cfg.load(ROOT / "configs/local.yaml", ["judge.tie_margin=0.0", "models.smollm2.chat_template=null"])
-    assert base.arena_fingerprint() == explicit.arena_fingerprint()
+    assert base.run_identity() == explicit.run_identity()
 
 
 @pytest.mark.parametrize("section,needle", [
