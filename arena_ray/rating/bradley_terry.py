@@ -149,7 +149,7 @@ def _derivatives(pr: Pairs, theta: np.ndarray, n: np.ndarray, w: np.ndarray, rat
     diag = (pr.touches.T @ s.T).T
     scale = np.maximum(diag.max(axis=1), 1e-12)
     ridx = np.arange(m)
-    hess[:, ridx, ridx] = diag * (1 + 1e-10) + ~rated
+    hess[:, ridx, ridx] = diag * (1 + 1e-10) + 1e-12 + ~rated   # a floor: solvable even where p(1-p) underflows
     for r in range(rounds):   # one round at a time: no (rounds × m × m) temporaries
         hess[r] += np.outer(u[r], u[r] * (scale[r] * m))
     return grad, hess
