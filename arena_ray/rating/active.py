@@ -61,9 +61,11 @@ class Estimate:
         return self.rating - Z95 * self.se, self.rating + Z95 * self.se
 
 
-def estimate(state: PairState, iterations: int = 50, prior: float = 1e-3) -> Estimate:
-    """The Bradley–Terry fit with its Fisher covariance. A whisper of prior (`prior` pseudo-battles of ties on
-    every pair played) keeps the early, separated states finite; it vanishes next to the data."""
+def estimate(state: PairState, iterations: int = 50, prior: float = 1.0) -> Estimate:
+    """The Bradley–Terry fit with its Fisher covariance, for choosing battles (the board itself is the exact,
+    unpenalised fit). One pseudo-battle, a tie, on every pair played keeps a model that has won everything so
+    far at a finite rating with a finite interval — without it, it would look infinitely uncertain and never
+    settle — and it fades next to the data."""
     m = state.m
     played = state.n > 0
     n = state.n + prior * played

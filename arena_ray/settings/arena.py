@@ -8,11 +8,29 @@ from pydantic import Field, model_validator
 from arena_ray.settings.base import Strict
 
 
+class ActiveConfig(Strict):
+    """`pairing: active`: battles chosen where they make the ranking more certain (arena_ray.rating.active)."""
+
+    batch: Optional[int] = Field(None, ge=1)
+    """Battles chosen per round (the ratings are refitted between rounds); null: twice the judge's capacity."""
+    resolution: float = Field(25.0, gt=0)
+    """Rating gap (points) below which two models need not be told apart: a pair is done once its intervals are
+    apart, or once it is certainly closer than this."""
+    seed: int = 0
+    """Seed of the choices."""
+
+
 class ArenaConfig(Strict):
     competitors: tuple[str, ...] = Field(min_length=2)
-    """Models (keys of `models`) that answer every instruction and battle each other."""
-    pairing: Literal["all_pairs", "target_vs_all"] = "all_pairs"
-    """all_pairs: every pair of competitors; target_vs_all: `target` against each other competitor."""
+    """Models (keys of `models`) that answer the instructions and battle each other."""
+    pairing: Literal["all_pairs", "target_vs_all", "active"] = "all_pairs"
+    """all_pairs: every pair of competitors on every instruction; target_vs_all: `target` against each other
+    competitor; active: every pair once, then the battles that shrink the ranking's uncertainty most, round by
+    round, until every pair is settled or `max_battles` is spent."""
+    max_battles: Optional[int] = Field(None, ge=1)
+    """Battles at most (a budget; the first ones in plan order for the static pairings); null: no cap."""
+    active: ActiveConfig = Field(default_factory=ActiveConfig)
+    """Settings of `pairing: active`."""
     target: Optional[str] = None
     """The competitor every battle includes (pairing: target_vs_all)."""
     request_timeout_s: float = Field(600.0, gt=0)

@@ -11,6 +11,7 @@ from pathlib import Path
 import ray
 from tqdm import tqdm
 
+from arena_ray.arena.active_rounds import next_round, record_round, recorded_plan
 from arena_ray.arena.coordinator import count_events, start_coordinator
 from arena_ray.arena.ledger import Ledger, save_instructions
 from arena_ray.arena.metrics import ArenaMetrics
@@ -91,9 +92,13 @@ def record_run_dir(run_dir: Path, config: Config, identity: dict) -> None:
 
 
 def make_plan(config: Config, instructions: list[Instruction], template: PairwiseTemplate) -> BattlePlan:
-    pairs = model_pairs(config.arena.competitors, config.arena.pairing, config.arena.target)
-    return BattlePlan(tuple(i.instruction_id for i in instructions), tuple(pairs), config.judge.model,
+    """The static plan (all pairs or the target against each, within the budget); for active pairing, the
+    every-pair base its rounds choose from."""
+    a = config.arena
+    pairs = model_pairs(a.competitors, "all_pairs" if a.pairing == "active" else a.pairing, a.target)
+    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(pairs), config.judge.model,
                       template.version)
+    return plan if a.pairing == "active" else plan.capped(a.max_battles)
 
 
 def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
@@ -152,12 +157,13 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     template = load_template(config.judge.prompt)
     record_run_dir(run_dir, config, identity)
     save_instructions(run_dir, instructions)
-    plan = make_plan(config, instructions, template)
-    ledger = Ledger(run_dir)
+    base = make_plan(config, instructions, template)
+    plan = recorded_plan(run_dir, base) if config.arena.pairing == "active" else base
     started = time.perf_counter()
-    if next(remaining(plan, ledger.index(), config.judge.max_attempts), None):
-        stats = serve_and_battle(config, run_dir, instructions, plan, template, engine_factories or {},
-                                 show_progress, between_stages)
+    if next(remaining(plan, Ledger(run_dir).index(), config.judge.max_attempts), None) or \
+            next_battles(config, run_dir, plan, instructions):
+        stats, plan = serve_and_battle(config, run_dir, instructions, base, plan, template, engine_factories or {},
+                                       show_progress, between_stages)
     else:  # a finished run: nothing to serve, just (re)write the results
         stats = Progress().to_json()
     stats["wall_s"] = round(time.perf_counter() - started, 1)
@@ -168,30 +174,79 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     return ArenaResult(run_dir, result, ratings, stats)
 
 
-def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instruction], plan: BattlePlan,
-                     template: PairwiseTemplate, factories: dict, show_progress: bool, between_stages: bool) -> dict:
-    """Serve every model, run the coordinator to completion, take what was started down again."""
+def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instruction], base: BattlePlan,
+                     plan: BattlePlan, template: PairwiseTemplate, factories: dict, show_progress: bool,
+                     between_stages: bool) -> tuple[dict, BattlePlan]:
+    """Serve every model, fight the plan to its end (for active pairing: round after round, each chosen from
+    what the last settled), take what was started down again. Returns the stats and the plan fought."""
     started = time.perf_counter()
     models = {n: config.models[n] for n in config.served_models()}
+    passes: list[dict] = []
     with ray_session(config.ray), served(models, config.serve, factories=factories,
                                          between_stages=between_stages) as handles:
         deploy_s = time.perf_counter() - started
-        # --- run
-        a = config.arena
-        starts_before = count_events(run_dir, "coordinator_start")
-        coordinator = start_coordinator(
-            name=coordinator_name(run_dir), max_restarts=a.coordinator_restarts,
-            run_dir=str(run_dir.resolve()), instructions=instructions, plan=plan,
-            competitors={n: (handles[n], capacity(config, n)) for n in a.competitors},
-            judge=(handles[config.judge.model], capacity(config, config.judge.model)),
-            judge_settings=judge_settings(config, template),
-            retry=RetryPolicy(a.request_timeout_s, a.max_retries, a.retry_backoff_s),
-            flush_every=a.flush_every, flush_interval_s=a.flush_interval_s)
-        stats = watch(coordinator, show_progress).to_json()
-        stats["coordinator_restarts"] = count_events(run_dir, "coordinator_start") - starts_before - 1
+        while True:
+            if next(remaining(plan, Ledger(run_dir).index(), config.judge.max_attempts), None):
+                passes.append(fight(config, run_dir, instructions, plan, template, handles, show_progress))
+            battles = next_battles(config, run_dir, plan, instructions)
+            if not battles:
+                break
+            record_round(run_dir, battles)
+            log.info("active pairing: round %d, %d battles", len(passes), len(battles))
+            plan = recorded_plan(run_dir, base)
         export_outcome(config, run_dir, plan)
+    stats = combined(passes)
     stats["deploy_s"] = round(deploy_s, 1)
+    return stats, plan
+
+
+def fight(config: Config, run_dir: Path, instructions: list[Instruction], plan: BattlePlan,
+          template: PairwiseTemplate, handles: dict, show_progress: bool) -> dict:
+    """One coordinator run over the plan's games that are still open."""
+    a = config.arena
+    starts_before = count_events(run_dir, "coordinator_start")
+    coordinator = start_coordinator(
+        name=coordinator_name(run_dir), max_restarts=a.coordinator_restarts,
+        run_dir=str(run_dir.resolve()), instructions=instructions, plan=plan,
+        competitors={n: (handles[n], capacity(config, n)) for n in a.competitors},
+        judge=(handles[config.judge.model], capacity(config, config.judge.model)),
+        judge_settings=judge_settings(config, template),
+        retry=RetryPolicy(a.request_timeout_s, a.max_retries, a.retry_backoff_s),
+        flush_every=a.flush_every, flush_interval_s=a.flush_interval_s)
+    stats = watch(coordinator, show_progress).to_json()
+    stats["coordinator_restarts"] = count_events(run_dir, "coordinator_start") - starts_before - 1
     return stats
+
+
+def next_battles(config: Config, run_dir: Path, plan: BattlePlan, instructions: list[Instruction]) -> list:
+    """Active pairing's next round, chosen from what the ledger settled ([] for the static pairings)."""
+    a = config.arena
+    if a.pairing != "active":
+        return []
+    settled = outcome(config, Ledger(run_dir), plan).battles
+    batch = a.active.batch or max(4, 2 * capacity(config, config.judge.model))
+    return next_round(plan, settled, a.competitors, [i.instruction_id for i in instructions], a.active, batch,
+                      a.max_battles)
+
+
+def combined(passes: list[dict]) -> dict:
+    """The counters of one or more coordinator runs (active rounds), added up."""
+    if not passes:
+        return Progress().to_json()
+    out = dict(passes[-1])
+    for key, value in passes[-1].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = sum(p.get(key, 0) for p in passes)
+    meters: dict[str, dict] = {}
+    for p in passes:
+        for role, m in p["meters"].items():
+            acc = meters.setdefault(role, dict(m))
+            if acc is not m:
+                for k in ("requests", "completion_tokens", "retries", "failures", "busy_s"):
+                    acc[k] += m[k]
+                acc["tokens_per_s"] = round(acc["completion_tokens"] / acc["busy_s"], 2) if acc["busy_s"] else 0.0
+    out["meters"], out["passes"] = meters, len(passes)
+    return out
 
 
 def export_outcome(config: Config, run_dir: Path, plan: BattlePlan) -> None:
