@@ -103,9 +103,12 @@ def _rate(args) -> int:
     from arena_ray.workflows.rate import rate
 
     ratings = rate(args.battles, args.out, bootstrap_rounds=args.bootstrap, seed=args.seed,
-                   anchor=parse_anchor(args.anchor) if args.anchor else None, style_control=args.style_control)
+                   anchor=parse_anchor(args.anchor) if args.anchor else None, style_control=args.style_control,
+                   by=args.by or ())
     print(leaderboard.to_markdown(ratings, title=f"Leaderboard ({args.battles})"))
-    print(f"wrote {args.out}/leaderboard.json and leaderboard.md")
+    print(f"wrote {args.out}/leaderboard.json, leaderboard.md and leaderboard.csv")
+    if args.by:
+        print(f"boards per category: {args.out}/categories.md")
     return 0
 
 
@@ -202,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--seed", type=int, default=default(RatingConfig, "seed"), help="bootstrap seed")
     rate.add_argument("--anchor", help="MODEL:RATING, pin one model's rating (default: mean 1000)")
     rate.add_argument("--style-control", action="store_true", help="also fit with length/markdown covariates")
+    rate.add_argument("--by", action="append", metavar="FIELD",
+                      help="also one board per value of FIELD (a battle field such as language or category, or "
+                           "prompt_length / coding / language derived from the prompt); repeatable")
     rate.set_defaults(func=_rate)
 
     imp = _parser(sub, "import-reviews", "Vicuna-bench pairwise reviews → FastChat arena JSONL")

@@ -9,7 +9,9 @@ from typing import Sequence
 from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import Tally, tally
+from arena_ray.data.battles import read_run_dir
 from arena_ray.rating import bradley_terry, leaderboard
+from arena_ray.rating.categories import write_category_boards
 from arena_ray.records import Battle, Rating
 from arena_ray.settings import Config
 
@@ -52,5 +54,9 @@ def finalize(config: Config, run_dir: Path, plan: BattlePlan, run_stats: dict) -
                "judge_attempts": len(judgments), "parse_failures": len(judgments) - parsed,
                "logprob_weighted_games": weighted, "judge": config.judge.model, "prompt_version": config.judge.prompt}
     leaderboard.write(run_dir, ratings, result.failed_by_model, {"summary": summary})
+    if config.arena.categories and result.battles:
+        r = config.rating
+        write_category_boards(read_run_dir(run_dir).battles, config.arena.categories, run_dir,
+                              bootstrap_rounds=r.bootstrap_rounds, seed=r.seed, scale=r.scale, base=r.base)
     (run_dir / "stats.json").write_text(json.dumps({"summary": summary, "this_run": run_stats}, indent=2) + "\n")
     return result, ratings

@@ -22,6 +22,8 @@ class BattleRow:
     text_b: Optional[str] = None
     tokens_a: Optional[int] = None
     tokens_b: Optional[int] = None
+    prompt: Optional[str] = None                                # the first user turn, where known
+    fields: tuple[tuple[str, object], ...] = ()                 # the record's other scalar fields (language, …)
 
     def triple(self) -> tuple[str, str, str]:
         return self.model_a, self.model_b, self.winner
@@ -53,8 +55,21 @@ def _row(record: object, where: str) -> BattleRow:
         raise InputError(f"{where}: unknown winner label '{record['winner']}' (expected one of {list(WINNERS)})")
     text_a, tok_a = _last_assistant(record.get("conversation_a"))
     text_b, tok_b = _last_assistant(record.get("conversation_b"))
+    scalars = tuple((k, v) for k, v in record.items() if isinstance(v, (str, int, float, bool)) and k not in _CORE)
     return BattleRow(record["model_a"], record["model_b"], record["winner"], str(record.get("question_id", "")),
-                     text_a, text_b, tok_a, tok_b)
+                     text_a, text_b, tok_a, tok_b, _first_user(record.get("conversation_a")), scalars)
+
+
+_CORE = {"model_a", "model_b", "winner", "question_id"}
+
+
+def _first_user(conversation) -> Optional[str]:
+    if not isinstance(conversation, list):
+        return None
+    for turn in conversation:
+        if isinstance(turn, dict) and turn.get("role") == "user" and isinstance(turn.get("content"), str):
+            return turn["content"]
+    return None
 
 
 def read_jsonl(path: Path) -> BattleFile:
@@ -83,6 +98,18 @@ def read_run_dir(run_dir: Path) -> BattleFile:
                            text_b=gb and gb["text"], tokens_b=gb and gb["completion_tokens"])
 
         result.battles = [with_answers(b) for b in result.battles]
+    prompts_path = run_dir / "instructions.parquet"
+    if prompts_path.exists():  # each battle's prompt and its category (e.g. arena-hard's topic cluster)
+        prompts = {r["instruction_id"]: r for r in pq.read_table(prompts_path).to_pylist()}
+
+        def with_prompt(b: BattleRow) -> BattleRow:
+            inst = prompts.get(b.question_id)
+            if inst is None:
+                return b
+            return replace(b, prompt=inst["text"], fields=b.fields + (("category", inst["category"]),
+                                                                      ("source", inst["source"])))
+
+        result.battles = [with_prompt(b) for b in result.battles]
     return result
 
 

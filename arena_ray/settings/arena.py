@@ -31,6 +31,9 @@ class ArenaConfig(Strict):
     """Battles at most (a budget; the first ones in plan order for the static pairings); null: no cap."""
     active: ActiveConfig = Field(default_factory=ActiveConfig)
     """Settings of `pairing: active`."""
+    categories: tuple[str, ...] = ()
+    """Also one board per value of each of these fields (an instruction's `category`, or `prompt_length`,
+    `coding`, `language` derived from the prompt), under run_dir/by-<field>/."""
     target: Optional[str] = None
     """The competitor every battle includes (pairing: target_vs_all)."""
     request_timeout_s: float = Field(600.0, gt=0)

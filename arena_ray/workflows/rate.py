@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from arena_ray.data.battles import BattleFile, import_vicuna_reviews, read_battles
 from arena_ray.data.leaderboards import load_board, rename
 from arena_ray.errors import InputError
 from arena_ray.rating import bradley_terry, leaderboard
+from arena_ray.rating.categories import write_category_boards
 from arena_ray.rating.consistency import compare
 from arena_ray.rating.elo import online_elo
 from arena_ray.rating.graph import components
@@ -31,7 +32,8 @@ def styled(bf: BattleFile) -> list[StyledBattle]:
 
 
 def rate_file(bf: BattleFile, out_dir: Path, *, bootstrap_rounds: int = 100, seed: int = 0,
-              anchor: Optional[tuple[str, float]] = None, style_control: bool = False) -> list[Rating]:
+              anchor: Optional[tuple[str, float]] = None, style_control: bool = False,
+              by: Sequence[str] = ()) -> list[Rating]:
     triples = [b.triple() for b in bf.battles]
     groups = components((a, b) for a, b, _ in triples)
     if len(groups) > 1:  # documented treatment: rate anyway, report that cross-group gaps mean nothing
@@ -57,6 +59,8 @@ def rate_file(bf: BattleFile, out_dir: Path, *, bootstrap_rounds: int = 100, see
     if style_control:
         with (out_dir / "leaderboard.md").open("a") as fh:
             fh.write("\n" + leaderboard.to_markdown(fit.ratings, title="Style-controlled"))
+    if by:
+        write_category_boards(bf.battles, by, out_dir, bootstrap_rounds=bootstrap_rounds, seed=seed, anchor=anchor)
     return ratings
 
 

@@ -77,3 +77,30 @@ def test_consistency_against_arena_hard_csv_with_name_map(tmp_path):
     result = json.loads((tmp_path / "c.json").read_text())
     assert result["models"] == 4 and result["unmatched_ours"] == []
     assert result["spearman"] == pytest.approx(0.8)  # ours swaps the two close leaders vs the reference
+
+
+def test_boards_per_category(tmp_path):
+    source = DATA / "battles/chatbot_arena_sample.jsonl"
+    assert main(["rate", "--battles", str(source), "--out", str(tmp_path), "--bootstrap", "20",
+                 "--by", "language", "--by", "prompt_length", "--by", "coding"]) == 0
+    summary = json.loads((tmp_path / "categories.json").read_text())
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    languages = {}
+    for r in rows:
+        languages[r["language"]] = languages.get(r["language"], 0) + 1
+    assert {v["value"]: v["battles"] for v in summary["language"]["values"]} == languages
+    english = next(v for v in summary["language"]["values"] if v["value"] == "English")
+    board = json.loads((tmp_path / english["board"] / "leaderboard.json").read_text())
+    assert sum(m["battles"] for m in board["models"].values()) == 2 * languages["English"]
+    assert board["category"] == {"field": "language", "value": "English"}
+    assert (tmp_path / english["board"] / "leaderboard.csv").exists()
+    assert sum(v["battles"] for v in summary["prompt_length"]["values"]) == len(rows)
+    code = {v["value"]: v["battles"] for v in summary["coding"]["values"]}
+    assert code.get("code", 0) == sum(1 for r in rows if r["is_code"])   # FastChat's own is_code flag
+    assert "| English |" in (tmp_path / "categories.md").read_text()
+
+
+def test_a_field_nobody_has_is_a_clear_error(tmp_path, capsys):
+    assert main(["rate", "--battles", str(DATA / "battles/arena_hard_battles.jsonl"), "--out", str(tmp_path),
+                 "--bootstrap", "0", "--by", "nonsense"]) == 3
+    assert "no battle has a 'nonsense' field" in capsys.readouterr().err

@@ -36,6 +36,7 @@ class ArenaView:
     judge: JudgeStats
     retries: int = 0                 # requests retried in the last run (all roles)
     coordinator_restarts: int = 0
+    categories: dict = field(default_factory=dict)   # field → {"values": [{value, battles, models, leader}]}
 
 
 @dataclass
@@ -79,7 +80,9 @@ def arena_view(run_dir: Path, name: str) -> ArenaView:
     return ArenaView(name, leaderboard, names, [[float(v) for v in row] for row in rates],
                      judge_stats(Ledger(run_dir).judgments(), stats.get("summary", {})),
                      retries=sum(m.get("retries", 0) for m in this_run.get("meters", {}).values()),
-                     coordinator_restarts=this_run.get("coordinator_restarts", 0))
+                     coordinator_restarts=this_run.get("coordinator_restarts", 0),
+                     categories=json.loads((run_dir / "categories.json").read_text())
+                     if (run_dir / "categories.json").exists() else {})
 
 
 def training_curves(root: Path) -> dict[str, list[tuple[int, float]]]:

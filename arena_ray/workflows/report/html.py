@@ -39,7 +39,18 @@ def arena_section(view: ArenaView) -> str:
     return (f"<h2>{html.escape(view.name)}</h2>{board}"
             f"<figure class='plot'>{plots.leaderboard(view.leaderboard, 'Leaderboard')}</figure>"
             f"<figure class='plot'>{plots.heatmap(view.win_models, view.win_rates, 'Observed win rates')}</figure>"
-            f"<h3>Judge position bias and agreement</h3>{judge}")
+            f"<h3>Judge position bias and agreement</h3>{judge}{categories_section(view)}")
+
+
+def categories_section(view: ArenaView) -> str:
+    """The boards per category (`rate --by`, `arena.categories`): per field, each value's battles and leader."""
+    parts = []
+    for name, part in view.categories.items():
+        parts.append(f"<h3>Boards by {html.escape(name)}</h3>" + _table(
+            ["value", "battles", "models", "leader", "board"],
+            [[r["value"], r["battles"], r["models"], r.get("leader", "–"), r.get("board", "too few battles")]
+             for r in part["values"]]))
+    return "".join(parts)
 
 
 def flywheel_section(data: ReportData) -> str:

@@ -21,7 +21,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 def arena_run(tmp_path_factory) -> Path:
     import asyncio
 
-    from arena_ray.arena.ledger import Ledger
+    from arena_ray.arena.ledger import Ledger, save_instructions
     from arena_ray.arena.pairing import BattlePlan, model_pairs
     from arena_ray.arena.results import finalize
     from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings
@@ -46,6 +46,7 @@ def arena_run(tmp_path_factory) -> Path:
         async def generate(self, request):
             return await self.engine.generate(request)
 
+    save_instructions(run, instructions)
     sched = BattleScheduler(instructions, plan, {m: Client(EchoEngine(repeat=r)) for m, r in models.items()},
                             Client(LengthJudge()), JudgeSettings("judge", template, SamplingSpec(64), 0.7, 3, 4000),
                             RetryPolicy(5.0, 0, 0.0), Ledger(run))
@@ -93,6 +94,20 @@ def test_arena_report_content(arena_run):
     assert view.win_rates[0][2] == 1.0 and view.judge.games == 36 and view.judge.parse_failures == 0
     page = write_report(arena_run).read_text()
     assert page.count("<svg") == 2 and "Judge position bias" in page and "<script" not in page
+    assert "Boards by" not in page
+
+
+def test_boards_per_category_are_in_the_report(arena_run, tmp_path):
+    import shutil
+
+    from arena_ray.data.battles import read_run_dir
+    from arena_ray.rating.categories import write_category_boards
+
+    run = tmp_path / "run"
+    shutil.copytree(arena_run, run)
+    write_category_boards(read_run_dir(run).battles, ["prompt_length"], run, bootstrap_rounds=0, seed=0)
+    page = write_report(run).read_text()
+    assert "Boards by prompt_length" in page and "by-prompt-length/short" in page
 
 
 def test_flywheel_report_cli(flywheel_dir, capsys):
