@@ -6,6 +6,7 @@ import csv
 import json
 import re
 from pathlib import Path
+from typing import Optional
 
 from arena_ray.errors import InputError
 from arena_ray.records import BoardEntry
@@ -62,9 +63,32 @@ def load_board(path: str | Path) -> dict[str, BoardEntry]:
     return board
 
 
+def load_names(names_file: str | Path) -> dict[str, Optional[str]]:
+    """A JSON object {our_name: reference_name}, null for a model known to be absent from the reference (it is
+    listed as unmatched, on purpose); anything else is an error naming the file."""
+    path = Path(names_file)
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"names file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, (str, type(None))) for v in mapping.values()):
+        raise InputError(f"{path}: expected a JSON object of names, {{\"our name\": \"reference name\"}}")
+    return mapping
+
+
 def rename(board: dict[str, BoardEntry], names_file: str | Path | None) -> dict[str, BoardEntry]:
-    """Map our names to the reference's with a JSON {our_name: reference_name}; nothing is guessed."""
+    """Map our names to the reference's with a JSON {our_name: reference_name}; nothing is guessed. Two of our
+    models mapped to one reference name is an error (one of them would silently vanish)."""
     if not names_file:
         return board
-    mapping = json.loads(Path(names_file).read_text())
-    return {mapping.get(name, name): entry for name, entry in board.items()}
+    mapping = load_names(names_file)
+    out: dict[str, BoardEntry] = {}
+    origin: dict[str, str] = {}
+    for name, entry in board.items():
+        target = mapping.get(name, name) or name
+        if target in out:
+            raise InputError(f"{names_file}: '{origin[target]}' and '{name}' both become '{target}'")
+        out[target], origin[target] = entry, name
+    return out

@@ -28,7 +28,7 @@ def _separated(x: BoardEntry, y: BoardEntry) -> bool:
 
 def compare(ours: Mapping[str, BoardEntry], reference: Mapping[str, BoardEntry], scale: float = 400.0) -> dict:
     shared = sorted(set(ours) & set(reference))
-    result = {"models": len(shared), "unmatched_ours": sorted(set(ours) - set(reference)),
+    result = {"models": len(shared), "matched": shared, "unmatched_ours": sorted(set(ours) - set(reference)),
               "unmatched_reference_count": len(set(reference) - set(ours))}
     if len(shared) < 3:
         raise InputError(f"need at least 3 models on both boards to compare, have {len(shared)}: {shared}; "

@@ -104,3 +104,36 @@ def test_a_field_nobody_has_is_a_clear_error(tmp_path, capsys):
     assert main(["rate", "--battles", str(DATA / "battles/arena_hard_battles.jsonl"), "--out", str(tmp_path),
                  "--bootstrap", "0", "--by", "nonsense"]) == 3
     assert "no battle has a 'nonsense' field" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("battles,reference,names", [
+    ("arena_hard_battles.jsonl", "lmarena_text_2025-08-06.csv", "lmarena.json"),
+    ("arena_hard_battles.jsonl", "arena_hard_v0.1_2024-07-31.csv", "arena_hard.json"),
+    ("vicuna", "lmarena_text_2025-08-06.csv", "lmarena.json")])
+def test_shipped_name_maps_match_every_model_on_both_boards(tmp_path, capsys, battles, reference, names):
+    """Every model of our board is matched on the reference board, or listed as absent from it (null)."""
+    from tests.conftest import ROOT
+
+    source = DATA / "battles" / battles
+    if battles == "vicuna":
+        source = tmp_path / "vicuna.jsonl"
+        assert main(["import-reviews", "--reviews", str(DATA / "battles/vicuna_bench_2023_reviews"),
+                     "--answers", str(DATA / "answers/vicuna_bench_2023"), "--out", str(source)]) == 0
+    assert main(["rate", "--battles", str(source), "--out", str(tmp_path / "b"), "--bootstrap", "0"]) == 0
+    capsys.readouterr()
+    names_file = ROOT / "configs" / "names" / names
+    assert main(["consistency", "--ours", str(tmp_path / "b"), "--reference", str(DATA / "leaderboards" / reference),
+                 "--names", str(names_file)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    absent = {k for k, v in json.loads(names_file.read_text()).items() if v is None}
+    assert set(result["unmatched_ours"]) <= absent and result["models"] >= 4
+
+
+def test_a_name_collision_is_an_error(tmp_path, capsys):
+    names = tmp_path / "n.json"
+    names.write_text(json.dumps({"gpt-4o": "x", "claude-3-opus-20240229": "x"}))
+    assert main(["rate", "--battles", str(DATA / "battles/arena_hard_battles.jsonl"), "--out", str(tmp_path / "b"),
+                 "--bootstrap", "0"]) == 0
+    assert main(["consistency", "--ours", str(tmp_path / "b"), "--reference", str(tmp_path / "b"),
+                 "--names", str(names)]) == 3
+    assert "'gpt-4o' and 'claude-3-opus-20240229' both become 'x'" in capsys.readouterr().err
