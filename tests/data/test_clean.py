@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from arena_ray.data import clean
+from arena_ray.errors import InputError
 from arena_ray.records import Instruction
 
 BASE = ("Write a Python function that parses an ISO 8601 timestamp with a timezone offset and returns a "
@@ -60,7 +61,7 @@ def test_split_is_seeded_disjoint_and_complete():
     assert len(holdout) == 3 and [len(s) for s in shards] == [5, 5, 5, 5]
     assert clean.split(ids, 4, 3, seed=7) == (holdout, shards)
     assert clean.split(ids, 4, 3, seed=8) != (holdout, shards)
-    with pytest.raises(ValueError, match="cannot fill"):
+    with pytest.raises(InputError, match="cannot fill"):
         clean.split(ids[:3], shards=4, holdout=0, seed=0)
 
 

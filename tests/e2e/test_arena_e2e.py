@@ -1,4 +1,5 @@
-"""End to end through the CLI: the embedded default on the real models (kill -9 + resume is in tests/faults)."""
+"""End to end through the CLI: the embedded default on the real models, with active pairing (every pair once,
+then the battles the refitted ratings ask for, within a budget); kill -9 + resume is in tests/faults."""
 from __future__ import annotations
 
 import json
@@ -10,12 +11,17 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.e2e
 
 
-def test_embedded_default(tmp_path):
-    out = run_cli(["arena", "--config", "configs/local.yaml", "instructions.limit=1", f"run_dir={tmp_path / 'run'}"])
+def test_embedded_default_with_active_pairing(tmp_path):
+    run = tmp_path / "run"
+    out = run_cli(["arena", "--config", "configs/local.yaml", "instructions.limit=2", "arena.pairing=active",
+                   "arena.max_battles=8", "arena.active.batch=2", f"run_dir={run}"])
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Leaderboard" in out.stdout and "throughput" in out.stdout
-    board = json.loads((tmp_path / "run" / "leaderboard.json").read_text())
-    assert set(board["models"]) == {"smollm2", "gemma-270m", "gpt-4-0314", "gpt-3.5-turbo-0125"}
-    battles = (tmp_path / "run" / "battles.jsonl").read_text().splitlines()
-    assert len(battles) + board["summary"]["failed_battles"] == 6
     assert "answers" in out.stderr and "judge games" in out.stderr  # progress was shown
+    board = json.loads((run / "leaderboard.json").read_text())
+    assert set(board["models"]) == {"smollm2", "gemma-270m", "gpt-4-0314", "gpt-3.5-turbo-0125"}
+    rounds = [json.loads(line)["battles"] for line in (run / "active_rounds.jsonl").read_text().splitlines()]
+    assert len({(a, b) for _, a, b in rounds[0]}) == len(rounds[0]) == 6   # the first round: every pair once
+    assert sum(len(r) for r in rounds) <= 8                     # the budget
+    battles = (run / "battles.jsonl").read_text().splitlines()
+    assert len(battles) + board["summary"]["failed_battles"] == sum(len(r) for r in rounds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from arena_ray.errors import TrainingError
 from arena_ray.records.rl import Rollout
 from arena_ray.train.ppo_learner import PolicyLearner, policy_loss
 from arena_ray.train.rl_math import advantages
@@ -78,5 +79,5 @@ def test_stale_rollouts_are_dropped_and_counted(learner):
     batch = rollouts(0, [1.0, -1.0]) + rollouts(5, [1.0, -1.0])
     stats = learner.step(1, batch)
     assert stats.rollouts == 2 and stats.stale_dropped == 2
-    with pytest.raises(ValueError, match="no fresh rollouts"):
+    with pytest.raises(TrainingError, match="no fresh rollouts"):
         learner.step(2, rollouts(0, [1.0, -1.0]))   # the learner is at version 1 now
