@@ -163,12 +163,6 @@ def apply_removals(items: Sequence, removals: Iterable[Removal], key=lambda x: x
     return [x for x in items if key(x) not in gone]
 
 
-def first_removal(removals: Iterable[Removal]) -> dict[str, Removal]:
-    out: dict[str, Removal] = {}
-    for r in removals:
-        out.setdefault(r.instruction_id, r)
-    return out
-
 
 def summary(total: int, removals: Sequence[Removal], kept: int, examples: int = 3,
             texts: Optional[dict[str, str]] = None) -> dict:

@@ -63,7 +63,6 @@ def _records(path: Path) -> Iterator[tuple[str, object]]:
     yield from iter_jsonl(path)
 
 
-FORMATS = ("arena_ray", "arena_hard", "fastchat", "alpaca", "sharegpt", "self_instruct", "jsonl")
 
 
 def detect_format(record: dict) -> str:

@@ -3,15 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from arena_ray.judging.parse import Verdict
 from arena_ray.records import Battle, Judgment
-
-
-def oriented_scores(verdict: Verdict, position: int) -> tuple[Optional[float], Optional[float]]:
-    """Map scores from shown order back to (model_a, model_b); position 1 showed model_b first."""
-    if position == 0:
-        return verdict.score_1, verdict.score_2
-    return verdict.score_2, verdict.score_1
 
 
 def game_scores(game: Judgment, use_weighted: bool) -> tuple[float, float]:

@@ -68,14 +68,6 @@ def _checked(s1: float, s2: float, explanation: str, raw: str, spans) -> Verdict
     return Verdict(s1, s2, explanation, span_1=spans[0], span_2=spans[1])
 
 
-def _score_value(token: str) -> Optional[int]:
-    text = token.strip()
-    if text.isdigit():
-        value = int(text)
-        if SCORE_MIN <= value <= SCORE_MAX:
-            return value
-    return None
-
 
 def _digit_probs(top: Sequence[tuple[str, float]]) -> dict[int, float]:
     probs: dict[int, float] = {}

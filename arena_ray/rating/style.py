@@ -7,7 +7,6 @@ how much each feature sways the judge (positive: more of it wins).
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -115,7 +114,3 @@ def fit_style_controlled(battles: Sequence[StyledBattle], *, bootstrap_rounds: i
                       int(games[i])) for i, name in enumerate(models)]
     coefficients = {f: float(c) for f, c in zip(FEATURES, beta[m:])}
     return StyleFit(sorted(ratings, key=lambda r: -r.rating), coefficients)
-
-
-def log_odds_to_points(coefficient: float, scale: float = 400.0) -> float:
-    return scale * coefficient / math.log(10)

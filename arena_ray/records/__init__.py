@@ -193,19 +193,6 @@ class Rating:
     separated: str = ""       # "" | "above" (never lost to the rated models) | "below" (never won) | "apart"
 
 
-@dataclass
-class Throughput:
-    requests: int = 0
-    completion_tokens: int = 0
-    busy_s: float = 0.0  # wall time between the first request sent and the last answer received
-    retries: int = 0
-    failures: int = 0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.busy_s if self.busy_s > 0 else 0.0
-
 
 INSTRUCTION_SCHEMA = pa.schema([
     ("instruction_id", pa.string()),
