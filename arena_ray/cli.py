@@ -8,6 +8,7 @@ import logging
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from pathlib import Path
 
 from arena_ray.errors import ArenaRayError, ConfigError
 from arena_ray.settings import OVERRIDE_HELP, load
@@ -27,7 +28,17 @@ def default(section, field: str):
 def _arena(args) -> int:
     from arena_ray.workflows.arena import run_arena
 
-    run_arena(load(args.config, args.overrides), show_progress=not args.quiet)
+    run_arena(load(args.config, args.overrides), show_progress=not args.quiet, fresh=args.fresh)
+    return 0
+
+
+def _judge_eval(args) -> int:
+    from arena_ray.workflows.judge_eval import run_judge_eval
+
+    card = run_judge_eval(load(args.config, args.overrides), args.data, args.out, args.limit,
+                          show_progress=not args.quiet)
+    print(f"wrote {args.out}/judge_eval.parquet, judge_card.json and judge_card.md"
+          + ("" if card["reliable"] else " — this judge is not reliable"))
     return 0
 
 
@@ -98,14 +109,13 @@ def _curate(args) -> int:
 
 
 def _rate(args) -> int:
-    from arena_ray.rating import leaderboard
     from arena_ray.rating.bradley_terry import parse_anchor
     from arena_ray.workflows.rate import rate
 
-    ratings = rate(args.battles, args.out, bootstrap_rounds=args.bootstrap, seed=args.seed,
-                   anchor=parse_anchor(args.anchor) if args.anchor else None, style_control=args.style_control,
-                   by=args.by or ())
-    print(leaderboard.to_markdown(ratings, title=f"Leaderboard ({args.battles})"))
+    rate(args.battles, args.out, bootstrap_rounds=args.bootstrap, seed=args.seed,
+         anchor=parse_anchor(args.anchor) if args.anchor else None, style_control=args.style_control,
+         by=args.by or ())
+    print(Path(args.out, "leaderboard.md").read_text())  # the board, and the judge's card for a run directory
     print(f"wrote {args.out}/leaderboard.json, leaderboard.md and leaderboard.csv")
     if args.by:
         print(f"boards per category: {args.out}/categories.md")
@@ -169,6 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     workflow(sub, "arena", _arena, "run an arena and write a run directory", "configs/local.yaml")
+    sub.choices["arena"].add_argument("--fresh", action="store_true",
+                                      help="start a new run even where run_dir holds one with other settings "
+                                           "(the old one is moved to RUN_DIR.<date-time>, not deleted)")
+    je = _parser(sub, "judge-eval", "the configured judge on human-labelled pairs → judge_eval.parquet + its card")
+    je.add_argument("--config", required=True, help="YAML config with a 'judge' section (configs/local.yaml)")
+    je.add_argument("--data", required=True, nargs="+", metavar="FILE",
+                    help="human-labelled pairs: generic JSONL {id, question, answer_a, answer_b, winner: a|b|tie}, "
+                         "or the PandaLM, LLMBar/FairEval and HH-RLHF files of ../shared/data/preferences/")
+    je.add_argument("--out", required=True, help="directory for judge_eval.parquet and judge_card.json/.md")
+    je.add_argument("--limit", type=int, help="pairs read from each file (the first ones; default: all)")
+    je.add_argument("--quiet", action="store_true", help="no progress bars or card table")
+    je.add_argument("overrides", nargs="*", help=OVERRIDE_HELP)
+    je.set_defaults(func=_judge_eval)
     workflow(sub, "flywheel", _flywheel, "Arena Learning's loop: battle → curate → train → re-enter the arena",
              "a 'flywheel' section, configs/local.yaml")
     workflow(sub, "self-reward", _self_reward, "Self-Rewarding LMs: the model judges its own answers, iterative DPO",

@@ -40,7 +40,9 @@ def tiny_config_dict(run_dir: Path, tiny_model_dir: Path, limit: int = 2, extra_
         "instructions": {"path": str(ARENA_HARD), "limit": limit},
         "models": models,
         "arena": {"competitors": list(models), "flush_interval_s": 0.5},
-        "judge": {"model": "tiny", "max_tokens": 12, "max_answer_chars": 400},
+        # No judge card: a random tiny judge's card says nothing, and fault tests count the judge's requests
+        # (tests/workflows/test_judge_card.py measures cards).
+        "judge": {"model": "tiny", "max_tokens": 12, "max_answer_chars": 400, "card": False},
         "rating": {"bootstrap_rounds": 20},
     }
 

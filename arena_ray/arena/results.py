@@ -10,6 +10,7 @@ from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import Tally, tally
 from arena_ray.data.battles import read_run_dir
+from arena_ray.judging import card as cards
 from arena_ray.rating import bradley_terry, leaderboard
 from arena_ray.rating.categories import write_category_boards
 from arena_ray.records import Battle, Rating
@@ -34,6 +35,19 @@ def disagreement_rate(result: Tally) -> float:
     return round(result.inconsistent / max(1, len(result.battles) + result.discarded), 4)
 
 
+def judge_section(config: Config, run_dir: Path, result: Tally) -> dict:
+    """The judge's card for this run (judge_card.json, written when the run measured or found it) with the
+    run's own position consistency and, when the judge also competes, its self-preference."""
+    path = run_dir / "judge_card.json"
+    card = json.loads(path.read_text()) if path.exists() else None
+    judge = config.judge.model
+    own = cards.self_preference(result.battles, judge) if judge in config.arena.competitors else None
+    decided = len(result.battles) + result.discarded
+    section = cards.for_board(card, round(1 - disagreement_rate(result), 4) if decided else None, own)
+    section.setdefault("judge", judge)
+    return section
+
+
 def finalize(config: Config, run_dir: Path, plan: BattlePlan, run_stats: dict) -> tuple[Tally, list[Rating]]:
     ledger = Ledger(run_dir)
     ledger.consolidate()
@@ -53,7 +67,10 @@ def finalize(config: Config, run_dir: Path, plan: BattlePlan, run_stats: dict) -
                "position_disagreement_rate": disagreement_rate(result),
                "judge_attempts": len(judgments), "parse_failures": len(judgments) - parsed,
                "logprob_weighted_games": weighted, "judge": config.judge.model, "prompt_version": config.judge.prompt}
-    leaderboard.write(run_dir, ratings, result.failed_by_model, {"summary": summary})
+    judge = judge_section(config, run_dir, result)
+    leaderboard.write(run_dir, ratings, result.failed_by_model, {"summary": summary, "judge": judge})
+    with (run_dir / "leaderboard.md").open("a") as fh:
+        fh.write(cards.board_lines(judge))
     if config.arena.categories and result.battles:
         r = config.rating
         write_category_boards(read_run_dir(run_dir).battles, config.arena.categories, run_dir,

@@ -19,7 +19,7 @@ from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import Game, remaining
 from arena_ray.judging.cache import JudgmentCache
-from arena_ray.judging.prompts import PairwiseTemplate
+from arena_ray.judging.prompts import PairwiseTemplate, cut_answer
 from arena_ray.judging.verdict import judgment_from
 from arena_ray.records import (
     ChatMessage,
@@ -33,6 +33,9 @@ from arena_ray.records import (
     SamplingSpec,
 )
 from arena_ray.serving.retry import RequestFailed, RetryPolicy, request
+from arena_ray.settings import Config
+from arena_ray.settings.arena import ArenaConfig
+from arena_ray.settings.config import identity_hash
 
 
 class ModelClient(Protocol):
@@ -51,6 +54,29 @@ class JudgeSettings:
     max_answer_chars: int
     max_in_flight: Optional[int] = None
     cache: Optional[JudgmentCache] = None   # verdicts shared between runs (judge.cache_dir)
+
+
+def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
+    """The judge as every arena and judge card asks it: template, sampling (held to the score line where the
+    engine can), retries, the answer cut and the judgment cache."""
+    j = config.judge
+    sampling = SamplingSpec(max_tokens=j.max_tokens, temperature=j.temperature,
+                            top_logprobs=j.top_logprobs if j.logprob_weighted else None,
+                            regex=template.output_regex if j.constrain_format else None)
+    cache = JudgmentCache(j.cache_dir, identity_hash(config.judge_identity()), template.version) \
+        if j.cache_dir else None
+    return JudgeSettings(name=j.model, template=template, sampling=sampling, retry_temperature=j.retry_temperature,
+                         max_attempts=j.max_attempts, max_answer_chars=j.max_answer_chars,
+                         max_in_flight=config.arena.max_in_flight_judgments, cache=cache)
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    """The arena's request timeout and retries (its defaults when the config has no arena section)."""
+    if config.arena is not None:
+        a = config.arena
+        return RetryPolicy(a.request_timeout_s, a.max_retries, a.retry_backoff_s)
+    f = ArenaConfig.model_fields
+    return RetryPolicy(f["request_timeout_s"].default, f["max_retries"].default, f["retry_backoff_s"].default)
 
 
 @dataclass
@@ -270,13 +296,9 @@ class BattleScheduler:
         """The judge request of a game, and its judgment-cache key (None without a cache)."""
         pb, position, attempt = game.battle, game.position, game.attempt
         first, second = (pb.model_a, pb.model_b) if position == 0 else (pb.model_b, pb.model_a)
-        cut = self.js.max_answer_chars
-
-        def answer(m: str) -> str:
-            text = self.answers[(pb.instruction_id, m)].text
-            return text if len(text) <= cut else text[:cut] + "\n[... answer truncated ...]"
-
-        question, shown = self.text[pb.instruction_id], (answer(first), answer(second))
+        question = self.text[pb.instruction_id]
+        shown = tuple(cut_answer(self.answers[(pb.instruction_id, m)].text, self.js.max_answer_chars)
+                      for m in (first, second))
         messages = self.js.template.messages(question, *shown)
         sampling = self.js.sampling
         if attempt:

@@ -68,6 +68,11 @@ class RubricTemplate:
         return tuple(msgs)
 
 
+def cut_answer(text: str, limit: int) -> str:
+    """An answer as the judge is shown it: cut at `limit` characters, with a marker, so the prompt fits."""
+    return text if len(text) <= limit else text[:limit] + "\n[... answer truncated ...]"
+
+
 def available(kind: str = "pairwise") -> list[str]:
     return sorted(p.stem for p in TEMPLATE_DIR.glob("*.yaml") if yaml.safe_load(p.read_text()).get("kind") == kind)
 

@@ -272,6 +272,11 @@ class BatchRow:
         return cls(key, attempt, not error, error, c.text, False, c.completion_tokens, c.weight_version,
                    c.prompt_token_ids, c.token_ids, c.token_logprobs, c.logprobs)
 
+    def completion(self) -> "Completion":
+        """The answer as a Completion again (latency and prompt size are not kept in a batch file)."""
+        return Completion(self.text or "", None, self.completion_tokens, "", 0.0, self.logprobs,
+                          self.prompt_token_ids, self.token_ids, self.token_logprobs, self.weight_version)
+
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
         out["logprobs"] = [[t.token, [list(a) for a in t.top]] for t in self.logprobs] if self.logprobs else None

@@ -10,7 +10,7 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from tqdm import tqdm
 
@@ -72,8 +72,9 @@ def settled(rows: list[BatchRow]) -> tuple[dict[str, BatchRow], dict[str, int]]:
 async def run_batch(client, items: list[BatchItem], out: Path, *, max_in_flight: int, timeout_s: float,
                     max_attempts: int, accept: Callable[[Completion], str] = lambda c: "",
                     desc: str = "requests", show: bool = True, max_failures: int = 8,
-                    backoff_s: float = 2.0) -> dict[str, BatchRow]:
-    """`accept` returns "" for a good answer, else the reason it is not (recorded; the item is asked again)."""
+                    backoff_s: float = 2.0, retry_temperature: Optional[float] = None) -> dict[str, BatchRow]:
+    """`accept` returns "" for a good answer, else the reason it is not (recorded; the item is asked again,
+    with a new seed and, when given, `retry_temperature`, as the arena re-asks its judge)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     limit = asyncio.Semaphore(max_in_flight)
     policy = RetryPolicy(timeout_s=timeout_s, max_retries=max_failures - 1, backoff_s=backoff_s)
@@ -88,8 +89,10 @@ async def run_batch(client, items: list[BatchItem], out: Path, *, max_in_flight:
         async def one(item: BatchItem, attempt: int) -> None:
             req = item.request
             if attempt and req.sampling is not None:  # a new seed, so a deterministic model can answer anew
-                req = replace(req, request_id=f"{req.request_id}-a{attempt}",
-                              sampling=replace(req.sampling, seed=(req.sampling.seed or 0) + 7919 * attempt))
+                sampling = replace(req.sampling, seed=(req.sampling.seed or 0) + 7919 * attempt)
+                if retry_temperature is not None:
+                    sampling = replace(sampling, temperature=retry_temperature)
+                req = replace(req, request_id=f"{req.request_id}-a{attempt}", sampling=sampling)
 
             def failed(err: BaseException, _: int) -> None:
                 write(BatchRow.of(item.key, attempt, None, f"{type(err).__name__}: {err}"[:500]))

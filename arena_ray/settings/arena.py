@@ -90,6 +90,18 @@ class JudgeConfig(Strict):
     cache_dir: Optional[str] = None
     """A judgment cache shared between runs (keyed by judge, template, instruction and both answers in order):
     a run that meets the same judge and answers again asks the judge nothing; null: no cache."""
+    card: bool = True
+    """Measure the judge against people before its board is shown: accuracy and position consistency on
+    human-labelled pairs (`card_data`), printed and stored beside the leaderboard, with a plain warning when the
+    judge is weak. Computed once per judge fingerprint and cached (`card_cache_dir`)."""
+    card_data: Optional[list[str]] = None
+    """Human-labelled pair files for the card (generic JSONL, PandaLM, LLMBar/FairEval or HH-RLHF); null: the
+    24 LLMBar-natural pairs shipped in the package (arena_ray/data/human/)."""
+    card_limit: Optional[int] = Field(None, ge=1)
+    """Pairs read from each card file (the first ones); null: all."""
+    card_cache_dir: str = "runs/judge_cards"
+    """Cards by judge fingerprint (judge model and every setting that changes a verdict, the template, the
+    data): a run with a judge already measured reuses its card."""
 
 
 class RatingConfig(Strict):

@@ -89,11 +89,16 @@ class Config(Strict):
         run must match them, a mismatch is named field by field). Serving layout (replicas, resources, engine
         capacity) is left out, and so are fields at their defaults, so that a release adding an option with a
         behaviour-preserving default keeps old runs resumable."""
-        judge = self.judge.model_dump(mode="json", exclude={"max_attempts", "cache_dir"}, exclude_defaults=True)
-        return {"judge": {**judge, "engine": answer_settings(self.models[self.judge.model])},
+        return {"judge": self.judge_identity(),
                 "models": {n: answer_settings(self.models[n]) for n in self.arena.competitors}}
 
+    def judge_identity(self) -> dict:
+        """What decides the judge's verdicts: its settings (not retries, caches or its card) and its engine's."""
+        judge = self.judge.model_dump(mode="json", exclude=JUDGE_BOOKKEEPING, exclude_defaults=True)
+        return {**judge, "engine": answer_settings(self.models[self.judge.model])}
 
+
+JUDGE_BOOKKEEPING = {"max_attempts", "cache_dir", "card", "card_data", "card_limit", "card_cache_dir"}
 LAYOUT = {"replicas", "num_cpus", "num_gpus", "max_ongoing_requests", "env"}
 VLLM_LAYOUT = {"enforce_eager", "gpu_memory_utilization", "tensor_parallel_size", "max_num_seqs"}
 OPENAI_LAYOUT = {"api_key_env", "connect_timeout_s"}

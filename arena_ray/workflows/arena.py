@@ -7,10 +7,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import ray
 from tqdm import tqdm
 
+from arena_ray.arena import judge_eval
 from arena_ray.arena.active_rounds import next_round, record_round, recorded_plan
 from arena_ray.arena.coordinator import count_events, start_coordinator
 from arena_ray.arena.ledger import Ledger, save_instructions
@@ -18,17 +20,15 @@ from arena_ray.arena.metrics import ArenaMetrics
 from arena_ray.arena.pairing import BattlePlan, model_pairs
 from arena_ray.arena.progress import Tally, remaining
 from arena_ray.arena.results import disagreement_rate, finalize, outcome
-from arena_ray.arena.scheduler import JudgeSettings
+from arena_ray.arena.scheduler import judge_settings, retry_policy
 from arena_ray.data.ingest import load_instructions
 from arena_ray.errors import ConfigError
-from arena_ray.judging.cache import JudgmentCache
 from arena_ray.judging.prompts import PairwiseTemplate, load_template
-from arena_ray.rating.leaderboard import to_markdown
-from arena_ray.records import Instruction, Progress, Rating, SamplingSpec
+from arena_ray.records import Instruction, Progress, Rating
 from arena_ray.serving import preflight
+from arena_ray.serving.client import ServeModelClient
 from arena_ray.serving.cluster import ray_session
 from arena_ray.serving.deployments import served
-from arena_ray.serving.retry import RetryPolicy
 from arena_ray.settings import Config, dump
 from arena_ray.settings.config import identity_hash
 
@@ -63,11 +63,22 @@ def check_run_dir(config: Config) -> tuple[Path, dict]:
         changes += _differences(f"models.{name}", known[0][name], now["models"][name])
     if changes:
         raise ConfigError(f"{run_dir} holds an arena run with other settings ({'; '.join(changes[:4])}); "
-                          f"answers and verdicts would mix: set run_dir to a new directory")
+                          f"answers and verdicts would mix: set run_dir to a new directory, or pass --fresh to "
+                          f"start over (the old run is kept beside it as {run_dir.name}.<date-time>)")
     added = sorted(set(now["models"]) - set(known[0]))
     if added:
         log.warning("%s: adding %s to a finished run; only their battles are fought", run_dir, ", ".join(added))
     return run_dir, {"judge": now["judge"], "models": {**known[0], **now["models"]}}
+
+
+def set_aside(run_dir: Path) -> Optional[Path]:
+    """`--fresh`: move a run directory that holds anything to <name>.<date-time> beside it (nothing is lost)."""
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return None
+    dest = run_dir.with_name(f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.rename(dest)
+    log.warning("--fresh: the previous run in %s was moved to %s", run_dir, dest)
+    return dest
 
 
 def _differences(where: str, before: dict, now: dict) -> list[str]:
@@ -101,16 +112,8 @@ def make_plan(config: Config, instructions: list[Instruction], template: Pairwis
     return plan if a.pairing == "active" else plan.capped(a.max_battles)
 
 
-def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
-    j = config.judge
-    sampling = SamplingSpec(max_tokens=j.max_tokens, temperature=j.temperature,
-                            top_logprobs=j.top_logprobs if j.logprob_weighted else None,
-                            regex=template.output_regex if j.constrain_format else None)
-    cache = JudgmentCache(j.cache_dir, identity_hash(config.run_identity()["judge"]), template.version) \
-        if j.cache_dir else None
-    return JudgeSettings(name=j.model, template=template, sampling=sampling, retry_temperature=j.retry_temperature,
-                         max_attempts=j.max_attempts, max_answer_chars=j.max_answer_chars,
-                         max_in_flight=config.arena.max_in_flight_judgments, cache=cache)
+def judge_client(config: Config, handles: dict) -> ServeModelClient:
+    return ServeModelClient(handles[config.judge.model], capacity(config, config.judge.model))
 
 
 def coordinator_name(run_dir: Path) -> str:
@@ -145,11 +148,14 @@ def watch(coordinator, show: bool) -> Progress:
 
 
 def run_arena(config: Config, show_progress: bool = True, engine_factories: dict | None = None,
-              between_stages: bool = False) -> ArenaResult:
-    """`between_stages`: this arena is one stage of a workflow that may keep its models served for later ones."""
+              between_stages: bool = False, fresh: bool = False) -> ArenaResult:
+    """`between_stages`: this arena is one stage of a workflow that may keep its models served for later ones.
+    `fresh`: start a new run even where run_dir holds one (set aside, not deleted)."""
     # --- setup: everything that can be checked without a cluster, first
     if config.arena is None:
         raise ConfigError("this config has no 'arena' section (see configs/local.yaml)")
+    if fresh:
+        set_aside(Path(config.run_dir))
     run_dir, identity = check_run_dir(config)
     instructions = load_instructions(config.instructions.path, config.instructions.format,
                                      config.instructions.offset, config.instructions.limit)
@@ -169,7 +175,7 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     stats["wall_s"] = round(time.perf_counter() - started, 1)
     result, ratings = finalize(config, run_dir, plan, stats)
     if show_progress:
-        print(to_markdown(ratings, result.failed_by_model, title=f"Leaderboard ({run_dir})"))
+        print((run_dir / "leaderboard.md").read_text())  # the board and its judge's card
         print(_throughput_line(stats))
     return ArenaResult(run_dir, result, ratings, stats)
 
@@ -185,6 +191,8 @@ def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instructi
     with ray_session(config.ray), served(models, config.serve, factories=factories,
                                          between_stages=between_stages) as handles:
         deploy_s = time.perf_counter() - started
+        judge_eval.for_run(config, judge_settings(config, template), judge_client(config, handles),
+                           retry_policy(config), run_dir, show_progress)
         while True:
             if next(remaining(plan, Ledger(run_dir).index(), config.judge.max_attempts), None):
                 passes.append(fight(config, run_dir, instructions, plan, template, handles, show_progress))
@@ -210,8 +218,7 @@ def fight(config: Config, run_dir: Path, instructions: list[Instruction], plan: 
         run_dir=str(run_dir.resolve()), instructions=instructions, plan=plan,
         competitors={n: (handles[n], capacity(config, n)) for n in a.competitors},
         judge=(handles[config.judge.model], capacity(config, config.judge.model)),
-        judge_settings=judge_settings(config, template),
-        retry=RetryPolicy(a.request_timeout_s, a.max_retries, a.retry_backoff_s),
+        judge_settings=judge_settings(config, template), retry=retry_policy(config),
         flush_every=a.flush_every, flush_interval_s=a.flush_interval_s)
     stats = watch(coordinator, show_progress).to_json()
     stats["coordinator_restarts"] = count_events(run_dir, "coordinator_start") - starts_before - 1

@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 from arena_ray.data.battles import BattleFile, import_vicuna_reviews, read_battles
 from arena_ray.data.leaderboards import load_board, rename
 from arena_ray.errors import InputError
+from arena_ray.judging.card import board_lines
 from arena_ray.rating import bradley_terry, leaderboard
 from arena_ray.rating.categories import write_category_boards
 from arena_ray.rating.consistency import compare
@@ -33,7 +34,8 @@ def styled(bf: BattleFile) -> list[StyledBattle]:
 
 def rate_file(bf: BattleFile, out_dir: Path, *, bootstrap_rounds: int = 100, seed: int = 0,
               anchor: Optional[tuple[str, float]] = None, style_control: bool = False,
-              by: Sequence[str] = ()) -> list[Rating]:
+              by: Sequence[str] = (), judge: Optional[dict] = None) -> list[Rating]:
+    """`judge`: the judge section of the run the battles come from (its card), carried onto the board."""
     triples = [b.triple() for b in bf.battles]
     groups = components((a, b) for a, b, _ in triples)
     if len(groups) > 1:  # documented treatment: rate anyway, report that cross-group gaps mean nothing
@@ -54,8 +56,13 @@ def rate_file(bf: BattleFile, out_dir: Path, *, bootstrap_rounds: int = 100, see
         fit = fit_style_controlled(styled(bf), bootstrap_rounds=bootstrap_rounds, seed=seed, anchor=anchor)
         extra["style_control"] = {"models": leaderboard.to_json(fit.ratings)["models"],
                                   "coefficients": {k: round(v, 4) for k, v in fit.coefficients.items()}}
+    if judge:
+        extra["judge"] = judge
     out_dir.mkdir(parents=True, exist_ok=True)
     leaderboard.write(out_dir, ratings, {}, extra)
+    if judge:
+        with (out_dir / "leaderboard.md").open("a") as fh:
+            fh.write(board_lines(judge))
     if style_control:
         with (out_dir / "leaderboard.md").open("a") as fh:
             fh.write("\n" + leaderboard.to_markdown(fit.ratings, title="Style-controlled"))
@@ -65,7 +72,18 @@ def rate_file(bf: BattleFile, out_dir: Path, *, bootstrap_rounds: int = 100, see
 
 
 def rate(battles: str, out_dir: str, **kwargs) -> list[Rating]:
-    return rate_file(read_battles(battles), Path(out_dir), **kwargs)
+    return rate_file(read_battles(battles), Path(out_dir), judge=run_judge(Path(battles)), **kwargs)
+
+
+def run_judge(path: Path) -> Optional[dict]:
+    """The judge section (card, consistency on the run) of an arena run directory; None for a battles file."""
+    board = path / "leaderboard.json"
+    if not path.is_dir() or not board.exists():
+        return None
+    try:
+        return json.loads(board.read_text()).get("judge")
+    except json.JSONDecodeError:
+        raise InputError(f"{board}: not valid JSON") from None
 
 
 def _rounded(matrix) -> list[list[Optional[float]]]:

@@ -14,9 +14,17 @@ pytestmark = pytest.mark.e2e
 def test_embedded_default_with_active_pairing(tmp_path):
     run = tmp_path / "run"
     out = run_cli(["arena", "--config", "configs/local.yaml", "instructions.limit=2", "arena.pairing=active",
-                   "arena.max_battles=8", "arena.active.batch=2", f"run_dir={run}"])
+                   "arena.max_battles=8", "arena.active.batch=2", f"run_dir={run}",
+                   f"judge.card_cache_dir={tmp_path / 'cards'}"])
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Leaderboard" in out.stdout and "throughput" in out.stdout
+    # The judge's card, measured on the shipped human-labelled pairs, printed under the board with a warning:
+    # SmolLM2-135M as a judge is weak (its verdict follows the order of the answers more often than not).
+    assert "## Judge: smollm2" in out.stdout and "agreement with people" in out.stdout
+    assert "position consistency on this run's battles" in out.stdout
+    assert "Warning: this ranking is not reliable" in out.stdout
+    judge = json.loads((run / "leaderboard.json").read_text())["judge"]
+    assert judge["items"] == 24 and judge["reliable"] is False and judge["self_preference"] is not None
     assert "answers" in out.stderr and "judge games" in out.stderr  # progress was shown
     board = json.loads((run / "leaderboard.json").read_text())
     assert set(board["models"]) == {"smollm2", "gemma-270m", "gpt-4-0314", "gpt-3.5-turbo-0125"}

@@ -67,3 +67,18 @@ def test_a_failed_setup_leaves_no_run_directory(tmp_path):
         run_arena(from_dict(data), show_progress=False)
     assert not (tmp_path / "run").exists()
     assert json.dumps(data)  # the config itself was fine
+
+
+def test_fresh_sets_the_old_run_aside_and_card_settings_never_block_a_resume(tmp_path):
+    data = tiny_config_dict(tmp_path / "run", tmp_path / "no-such-model")
+    recorded(tmp_path, data)
+    data["judge"].update({"card": True, "card_limit": 3, "card_cache_dir": str(tmp_path / "cards")})
+    check_run_dir(from_dict(data))                      # the card does not change a verdict
+    data["judge"]["tie_margin"] = 1.0
+    with pytest.raises(ConfigError, match=r"judge\.tie_margin: .*pass --fresh"):
+        check_run_dir(from_dict(data))
+    with pytest.raises(ConfigError, match="not a Hugging Face model folder"):  # set aside first, then setup
+        run_arena(from_dict(data), show_progress=False, fresh=True)
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("run.")]
+    assert json.loads((aside / "run.json").read_text())["judge"]["model"] == "tiny"
+    assert not (tmp_path / "run").exists()

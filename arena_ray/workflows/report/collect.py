@@ -37,6 +37,7 @@ class ArenaView:
     retries: int = 0                 # requests retried in the last run (all roles)
     coordinator_restarts: int = 0
     categories: dict = field(default_factory=dict)   # field → {"values": [{value, battles, models, leader}]}
+    judge_card: dict = field(default_factory=dict)   # leaderboard.json's judge section (judging/card.py)
 
 
 @dataclass
@@ -82,7 +83,8 @@ def arena_view(run_dir: Path, name: str) -> ArenaView:
                      retries=sum(m.get("retries", 0) for m in this_run.get("meters", {}).values()),
                      coordinator_restarts=this_run.get("coordinator_restarts", 0),
                      categories=json.loads((run_dir / "categories.json").read_text())
-                     if (run_dir / "categories.json").exists() else {})
+                     if (run_dir / "categories.json").exists() else {},
+                     judge_card=board.get("judge") or {})
 
 
 def training_curves(root: Path) -> dict[str, list[tuple[int, float]]]:

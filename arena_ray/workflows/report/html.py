@@ -5,13 +5,14 @@ import html
 from pathlib import Path
 from typing import Optional
 
+from arena_ray.judging.card import warning
 from arena_ray.rating.leaderboard import rating_text
 from arena_ray.workflows.report import plots
 from arena_ray.workflows.report.collect import ArenaView, ReportData, collect
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:1em 0}h2{margin-top:2em}"""
+th{background:#f3f3f3}.warning{color:#a00}td:first-child,th:first-child{text-align:left}figure{margin:1em 0}h2{margin-top:2em}"""
 
 
 def _table(head: list[str], rows: list[list]) -> str:
@@ -39,7 +40,26 @@ def arena_section(view: ArenaView) -> str:
     return (f"<h2>{html.escape(view.name)}</h2>{board}"
             f"<figure class='plot'>{plots.leaderboard(view.leaderboard, 'Leaderboard')}</figure>"
             f"<figure class='plot'>{plots.heatmap(view.win_models, view.win_rates, 'Observed win rates')}</figure>"
+            f"{card_section(view.judge_card)}"
             f"<h3>Judge position bias and agreement</h3>{judge}{categories_section(view)}")
+
+
+def card_section(card: dict) -> str:
+    """The judge's card: agreement with people, position consistency, and the warning when it is weak."""
+    if not card:
+        return ""
+    ci = card.get("accuracy_decisive_ci") or [None, None]
+    rows = [["agreement with people (decisive pairs)", f"{_pct(card.get('accuracy_decisive'))} "
+             f"({_pct(ci[0])} – {_pct(ci[1])})" if card.get("measured", True) else "not measured"],
+            ["position consistency on human pairs", _pct(card.get("position_consistency"))],
+            ["position consistency on this run's battles", _pct(card.get("run_position_consistency"))],
+            ["human-labelled pairs", f"{card.get('items', '–')} ({', '.join(card.get('data') or [])})"]]
+    if card.get("self_preference"):
+        sp = card["self_preference"]
+        rows.append(["preferred its own answers", f"{_pct(sp['rate'])} of {sp['decisive_battles']} battles"])
+    weak = warning(card)
+    note = f"<p class='warning'><strong>Warning: {html.escape(weak)}.</strong></p>" if weak else ""
+    return f"<h3>Judge card: {html.escape(str(card.get('judge', '')))}</h3>{note}" + _table(["", ""], rows)
 
 
 def categories_section(view: ArenaView) -> str:

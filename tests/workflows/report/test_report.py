@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from arena_ray.cli import main
+from arena_ray.judging.card import JudgeItem, card
 from arena_ray.records import Judgment
 from arena_ray.workflows.report.collect import collect, judge_stats
 from arena_ray.workflows.report.html import write_report
@@ -55,6 +56,10 @@ def arena_run(tmp_path_factory) -> Path:
                         {"judge": {"engine": "openai", "openai": {"model": "j"}}},
                         "arena": {"competitors": list(models)}, "judge": {"model": "judge"},
                         "rating": {"bootstrap_rounds": 20}})
+    # The judge's card as an arena run stores it (measured by arena/judge_eval.py): a judge that always
+    # prefers the first-shown answer, on 20 human-labelled pairs.
+    items = [JudgeItem(str(i), "ab"[i % 2], "tie", "a", "b", 5.0, 5.0) for i in range(20)]
+    (run / "judge_card.json").write_text(json.dumps({"judge": "judge", "data": ["mine.jsonl"], **card(items)}))
     finalize(config, run, plan, stats)
     return run
 
@@ -95,6 +100,10 @@ def test_arena_report_content(arena_run):
     page = write_report(arena_run).read_text()
     assert page.count("<svg") == 2 and "Judge position bias" in page and "<script" not in page
     assert "Boards by" not in page
+    assert "Judge card: judge" in page and "position consistency on human pairs</td><td>0.0%" in page
+    assert "Warning: this ranking is not reliable: the judge changes its verdict with the order" in page
+    board = (arena_run / "leaderboard.md").read_text()
+    assert "position consistency on this run's battles: 1.00" in board and "**Warning: this ranking" in board
 
 
 def test_boards_per_category_are_in_the_report(arena_run, tmp_path):
@@ -148,3 +157,12 @@ def test_renders_in_headless_chromium(flywheel_dir, tmp_path):
     image = Image.open(tmp_path / "shot.png").convert("L")
     low, high = image.getextrema()
     assert high - low > 100 and len(set(image.resize((64, 64)).getdata())) > 20  # drawn, not blank
+
+
+def test_rate_on_a_run_directory_carries_its_judge_card(arena_run, tmp_path, capsys):
+    assert main(["rate", "--battles", str(arena_run), "--out", str(tmp_path), "--bootstrap", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "## Judge: judge" in out and "Warning: this ranking is not reliable" in out
+    board = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert board["judge"] == json.loads((arena_run / "leaderboard.json").read_text())["judge"]
+    assert board["judge"]["reliable"] is False
