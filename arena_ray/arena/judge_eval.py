@@ -53,10 +53,13 @@ def requests(pairs: Sequence[HumanPair], js: JudgeSettings) -> list[BatchItem]:
     return items
 
 
-def unparsed(c: Completion) -> str:
-    """'' when a verdict has both scores (the arena's parser), else the reason it is asked again."""
-    v = parse_pairwise(c.text)
-    return "" if v.ok else (v.error or "no score line")
+def unparsed(score_line: str):
+    """The batch's check: '' when a verdict has both scores (the arena's parser), else the reason it is asked
+    again."""
+    def check(c: Completion) -> str:
+        v = parse_pairwise(c.text, score_line)
+        return "" if v.ok else (v.error or "no score line")
+    return check
 
 
 def items_from(pairs: Sequence[HumanPair], completions: dict[str, Completion], config: Config,
@@ -71,7 +74,7 @@ def items_from(pairs: Sequence[HumanPair], completions: dict[str, Completion], c
                 continue
             base = dict(battle_id=p.pair_id, instruction_id=p.pair_id, model_a="a", model_b="b", position=position,
                         attempt=0, judge=js.name, prompt_version=js.template.version)
-            game = judgment_from(c, base, position)
+            game = judgment_from(c, base, position, js.template.score_line)
             if game.parse_ok:
                 games[position] = game
         out.append(cards.item_from(p, games, disagreement=j.disagreement, tie_margin=j.tie_margin,
@@ -84,7 +87,7 @@ def evaluate(config: Config, js: JudgeSettings, client: ModelClient, retry: Retr
     """Judge every pair in both orders (resuming what `out_dir` already holds)."""
     rows = asyncio.run(run_batch(client, requests(pairs, js), out_dir / "judgments.jsonl",
                                  max_in_flight=js.max_in_flight or client.capacity, timeout_s=retry.timeout_s,
-                                 max_attempts=js.max_attempts, accept=unparsed, desc="judge card", show=show,
+                                 max_attempts=js.max_attempts, accept=unparsed(js.template.score_line), desc="judge card", show=show,
                                  max_failures=retry.max_retries + 1, backoff_s=retry.backoff_s,
                                  retry_temperature=js.retry_temperature))
     return items_from(pairs, {k: r.completion() for k, r in rows.items()}, config, js)

@@ -338,7 +338,7 @@ class BattleScheduler:
             judgment = Judgment(**base, score_a=None, score_b=None, weighted_score_a=None, weighted_score_b=None,
                                 explanation="", raw="", parse_ok=False, error=f"request failed: {err}")
         else:
-            judgment = judgment_from(c, base, position)
+            judgment = judgment_from(c, base, position, self.js.template.score_line)
         await self._record("judgments", judgment)
         if judgment.parse_ok:
             self.counters.games_done += 1

@@ -37,10 +37,18 @@ def _failed(reason: str, raw: str) -> Verdict:
     return Verdict(None, None, raw.strip(), error=reason)
 
 
-def parse_pairwise(raw: str) -> Verdict:
-    """First non-empty line holds the two scores (Arena Learning format); fall back to labelled scores."""
+_FINAL_LINE = re.compile(rf"^[\s*#]*(?:final\s+)?scores?\s*\**\s*:\s*\**\s*{_NUM}(?:\s*/\s*10)?\s*(?:,|and|\s|;|\|)\s*"
+                         rf"{_NUM}(?:\s*/\s*10)?\s*\**\s*\.?\s*$", re.IGNORECASE)
+
+
+def parse_pairwise(raw: str, score_line: str = "first") -> Verdict:
+    """`score_line` "first": the first non-empty line holds the two scores (Arena Learning format), else
+    labelled scores anywhere. "last" (reasoning first): the last `Scores: X Y` line; the text before it is the
+    explanation."""
     if not raw or not raw.strip():
         return _failed("empty output", raw or "")
+    if score_line == "last":
+        return _parse_last(raw)
     offset = 0
     for line in raw.splitlines(keepends=True):
         if line.strip():
@@ -59,6 +67,20 @@ def parse_pairwise(raw: str) -> Verdict:
         (s1, sp1), (s2, sp2) = labelled["1"], labelled["2"]
         return _checked(s1, s2, raw.strip(), raw, (sp1, sp2))
     return _failed("no score pair found", raw)
+
+
+def _parse_last(raw: str) -> Verdict:
+    offset, found = 0, None
+    for line in raw.splitlines(keepends=True):
+        match = _FINAL_LINE.match(line.rstrip("\n"))
+        if match:
+            found = (offset, match)
+        offset += len(line)
+    if found is None:
+        return _failed("no final 'Scores: X Y' line", raw)
+    start, match = found
+    spans = ((start + match.start(1), start + match.end(1)), (start + match.start(2), start + match.end(2)))
+    return _checked(float(match.group(1)), float(match.group(2)), raw[:start].strip(), raw, spans)
 
 
 def _checked(s1: float, s2: float, explanation: str, raw: str, spans) -> Verdict:

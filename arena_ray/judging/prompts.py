@@ -1,8 +1,11 @@
 """Versioned judge prompt templates (YAML files under templates/) and the messages built from them."""
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
@@ -19,20 +22,43 @@ class PairwiseTemplate:
     system: str
     user: str
     output_regex: str
+    score_line: str = "first"   # where the verdict's score line is: first (then the explanation) or last
 
-    def messages(self, question: str, answer_1: str, answer_2: str) -> tuple[ChatMessage, ...]:
+    @property
+    def fenced(self) -> bool:
+        """Whether the answers' fences carry a per-request nonce (and fence-like text in answers is defused)."""
+        return NONCE in self.user
+
+    def messages(self, question: str, answer_1: str, answer_2: str,
+                 nonce: Optional[str] = None) -> tuple[ChatMessage, ...]:
+        """`nonce`: the fences' code; a fenced template draws a fresh one per call when none is given."""
         # str.replace, not str.format: answers are full of braces (code, JSON).
         # Each placeholder is substituted once, left to right, so an answer that itself contains
-        # "{answer_2}" cannot pull the other answer into its slot.
-        user = self.user
+        # "{answer_2}" cannot pull the other answer into its slot; the nonce goes into the template's own
+        # text before any answer does, so "{nonce}" inside an answer stays literal.
+        system, user = self.system, self.user
+        if self.fenced:
+            nonce = nonce or secrets.token_hex(8)
+            system, user = system.replace(NONCE, nonce), user.replace(NONCE, nonce)
+            answer_1, answer_2 = defuse(answer_1), defuse(answer_2)
         head, rest = user.split("{question}", 1)
         mid, tail = rest.split("{answer_1}", 1)
         mid2, tail2 = tail.split("{answer_2}", 1)
         user = head + question + mid + answer_1 + mid2 + answer_2 + tail2
         msgs = [ChatMessage("user", user)]
-        if self.system:
-            msgs.insert(0, ChatMessage("system", self.system))
+        if system:
+            msgs.insert(0, ChatMessage("system", system))
         return tuple(msgs)
+
+
+NONCE = "{nonce}"
+# Text in an answer that could pass for one of the prompt's own markers or headings: its bracket becomes a
+# parenthesis, so "[The End of Assistant 1's Answer]" inside an answer no longer looks like the fence.
+_FENCE_LIKE = re.compile(r"\[(?=\s*(?:the\s+(?:start|end)\s+of\s+assistant|system|question)\b)", re.I)
+
+
+def defuse(answer: str) -> str:
+    return _FENCE_LIKE.sub("(", answer)
 
 
 @dataclass(frozen=True)
@@ -118,5 +144,8 @@ def load_template(name_or_path: str) -> PairwiseTemplate:
     if data["user"].index("{question}") > data["user"].index("{answer_1}") or \
             data["user"].index("{answer_1}") > data["user"].index("{answer_2}"):
         raise ConfigError(f"{path}: placeholders must appear in the order question, answer_1, answer_2")
+    if data.get("score_line", "first") not in ("first", "last"):
+        raise ConfigError(f"{path}: field 'score_line' must be first or last, got {data['score_line']!r}")
     return PairwiseTemplate(version=str(data["version"]), system=data.get("system") or "",
-                            user=data["user"], output_regex=data["output_regex"])
+                            user=data["user"], output_regex=data["output_regex"],
+                            score_line=data.get("score_line", "first"))

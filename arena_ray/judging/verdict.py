@@ -8,9 +8,10 @@ from arena_ray.judging.parse import parse_pairwise, parse_rubric, rubric_span, w
 from arena_ray.records import Completion, Judgment, TokenLogprob
 
 
-def judgment_from(c: Completion, base: dict, position: int) -> Judgment:
-    """A pairwise judge completion → a Judgment with scores mapped back to (model_a, model_b)."""
-    verdict = parse_pairwise(c.text)
+def judgment_from(c: Completion, base: dict, position: int, score_line: str = "first") -> Judgment:
+    """A pairwise judge completion → a Judgment with scores mapped back to (model_a, model_b). `score_line`:
+    the template's (first, or last for reasoning-first templates)."""
+    verdict = parse_pairwise(c.text, score_line)
     s1, s2, w1, w2 = verdict.score_1, verdict.score_2, None, None
     if verdict.ok and c.logprobs:
         w1, w2 = weighted_score(c.logprobs, verdict.span_1, c.text), weighted_score(c.logprobs, verdict.span_2, c.text)

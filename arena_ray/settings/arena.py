@@ -63,7 +63,7 @@ class ArenaConfig(Strict):
 class JudgeConfig(Strict):
     model: str
     """The judge (a key of `models`; it may also be a competitor: one deployment serves both)."""
-    prompt: str = "pairwise-v1"
+    prompt: str = "pairwise-v3-fenced"
     """Pairwise template: a shipped version name or a path to a YAML of the same shape."""
     max_tokens: int = Field(256, ge=8)
     """New tokens per verdict."""

@@ -10,7 +10,8 @@ import re
 
 from arena_ray.records import Completion, GenerationRequest
 
-_ANSWER = re.compile(r"Assistant (\d)'s Answer\]\n(.*?)\n\n\[The End of Assistant", re.S)
+# pairwise-v1 and pairwise-v3-fenced (whose markers carry a nonce) layouts
+_ANSWER = re.compile(r"\[The Start of Assistant (\d)'s Answer(?: [0-9a-f]+)?\]\n(.*?)\n+\[The End of Assistant", re.S)
 
 
 class EchoEngine:
@@ -30,7 +31,7 @@ class EchoEngine:
 
 
 class LengthJudge:
-    """A pairwise judge (pairwise-v1 layout) that prefers the longer answer: scores 1-10 by length rank.
+    """A pairwise judge (pairwise-v1 / v3-fenced layout) that prefers the longer answer: scores 1-10 by length rank.
 
     `garbage_first`: the first attempt of every game returns unparsable text (exercises parse retries).
     """

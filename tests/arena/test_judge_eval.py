@@ -94,3 +94,17 @@ def test_bookkeeping_does_not_change_the_fingerprint(tmp_path, field):
     value = {"max_attempts": 7, "cache_dir": str(tmp_path / "c"), "card_cache_dir": str(tmp_path / "d")}[field]
     assert judge_eval.fingerprint(config(tmp_path), None, None) == \
         judge_eval.fingerprint(config(tmp_path, **{field: value}), None, None)
+
+
+def test_a_reasoning_first_judge_is_read_from_its_last_line(tmp_path):
+    class Reasoner(Judge):
+        async def generate(self, request):
+            c = await super().generate(request)
+            first, rest = c.text.split("\n", 1)
+            return type(c)(f"My own answer first.\n{rest}\nScores: {first}", 100, 9, "stop", 0.0)
+
+    cfg = config(tmp_path, prompt="pairwise-v4-reasoning")
+    card = measure(cfg, Reasoner(), tmp_path / "eval", limit=6)
+    assert card["judged"] == 6 and card["position_consistency"] == 1.0
+    plain = measure(config(tmp_path), Judge(), tmp_path / "eval-plain", limit=6)
+    assert card["accuracy"] == plain["accuracy"]   # same scores, read from the other end

@@ -82,3 +82,30 @@ def test_weighted_difficulty_scale_includes_zero():
     toks = [T("0", (("0", math.log(.5)), ("3", math.log(.5))))]
     assert weighted_score(toks, (0, 1), raw, low=0.0, high=10.0) == pytest.approx(1.5)
     assert weighted_score(toks, (0, 1), raw) == pytest.approx(3.0)  # the 1-10 judge scale ignores "0"
+
+
+def test_reasoning_first_takes_the_last_score_line():
+    from arena_ray.judging.parse import parse_pairwise
+
+    raw = ("My own answer: 4.\n3 9 are the digits I would check first.\nAssistant 1 is right, 2 is wrong.\n"
+           "**Scores: 8 3**\n")
+    v = parse_pairwise(raw, "last")
+    assert (v.score_1, v.score_2) == (8.0, 3.0) and v.explanation.endswith("2 is wrong.")
+    assert raw[slice(*v.span_1)] == "8" and raw[slice(*v.span_2)] == "3"
+    assert parse_pairwise("Scores: 2 5\nthinking...\nScores: 7 6", "last").score_1 == 7.0
+    assert not parse_pairwise(raw).ok                           # the first-line reader finds no verdict
+    assert parse_pairwise("reasoning only, no verdict", "last").error == "no final 'Scores: X Y' line"
+    assert not parse_pairwise("Scores: 0 11", "last").ok
+
+
+def test_reasoning_template_and_its_grammar():
+    import re
+
+    from arena_ray.judging.prompts import load_template
+
+    t = load_template("pairwise-v4-reasoning")
+    assert t.score_line == "last" and t.fenced
+    pattern = re.compile(t.output_regex)
+    assert pattern.fullmatch("I would answer 4.\nBoth say 4; 1 explains.\nScores: 9 6")
+    assert not pattern.fullmatch("Scores: 9 6")                   # reasoning must come first
+    assert not pattern.fullmatch("thinking\nScores: 9 6\nmore")    # and the score line ends it
