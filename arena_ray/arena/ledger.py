@@ -20,6 +20,7 @@ from arena_ray.records import (
     GENERATION_SCHEMA,
     INSTRUCTION_SCHEMA,
     JUDGMENT_SCHEMA,
+    OPTIONAL_COLUMNS,
     Generation,
     Instruction,
     Judgment,
@@ -52,8 +53,7 @@ def save_instructions(run_dir: Path, instructions: Iterable[Instruction]) -> Non
     """instructions.parquet: every prompt the run battled on (kept across resumes that add more)."""
     path = Path(run_dir) / "instructions.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    known = {i.instruction_id: i for i in (from_table(read_table(path, INSTRUCTION_SCHEMA, hint=_HINT), Instruction)
-                                           if path.exists() else [])}
+    known = {i.instruction_id: i for i in (_read_instructions(path) if path.exists() else [])}
     new = [i for i in instructions if i.instruction_id not in known]
     if new or not path.exists():
         write_atomic(to_table(list(known.values()) + new, Instruction), path)
@@ -63,7 +63,12 @@ def load_instructions_of(run_dir: Path) -> dict[str, Instruction]:
     path = Path(run_dir) / "instructions.parquet"
     if not path.exists():
         raise InputError(f"{path} not found: not an arena run directory")
-    return {i.instruction_id: i for i in from_table(read_table(path, INSTRUCTION_SCHEMA, hint=_HINT), Instruction)}
+    return {i.instruction_id: i for i in _read_instructions(path)}
+
+
+def _read_instructions(path: Path) -> list[Instruction]:
+    # Runs from before multi-turn battles have no turns / references columns: single-turn instructions.
+    return from_table(read_table(path, INSTRUCTION_SCHEMA, hint=_HINT, optional=OPTIONAL_COLUMNS), Instruction)
 
 
 class Ledger:

@@ -15,14 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Optional, Protocol, Sequence
 
+from arena_ray.arena.conversation import earlier_keys, history, judge_inputs, turn_key
 from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import Game, remaining
 from arena_ray.judging.cache import JudgmentCache
-from arena_ray.judging.prompts import PairwiseTemplate, cut_answer
+from arena_ray.judging.prompts import PairwiseTemplate, load_template
 from arena_ray.judging.verdict import judgment_from
 from arena_ray.records import (
-    ChatMessage,
     Completion,
     Generation,
     GenerationRequest,
@@ -54,6 +54,11 @@ class JudgeSettings:
     max_answer_chars: int
     max_in_flight: Optional[int] = None
     cache: Optional[JudgmentCache] = None   # verdicts shared between runs (judge.cache_dir)
+    multi_turn: Optional[PairwiseTemplate] = None   # the template of multi-turn battles (None: `template`)
+    use_references: bool = True             # show reference answers where a question has them
+
+    def template_for(self, instruction: Instruction) -> PairwiseTemplate:
+        return self.multi_turn if instruction.turns and self.multi_turn else self.template
 
 
 def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
@@ -67,7 +72,8 @@ def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
         if j.cache_dir else None
     return JudgeSettings(name=j.model, template=template, sampling=sampling, retry_temperature=j.retry_temperature,
                          max_attempts=j.max_attempts, max_answer_chars=j.max_answer_chars,
-                         max_in_flight=config.arena.max_in_flight_judgments, cache=cache)
+                         max_in_flight=config.arena.max_in_flight_judgments if config.arena else None, cache=cache,
+                         multi_turn=load_template(j.multi_turn_prompt), use_references=j.use_references)
 
 
 def retry_policy(config: Config) -> RetryPolicy:
@@ -159,11 +165,12 @@ class BattleScheduler:
                  competitors: dict[str, ModelClient], judge: ModelClient, judge_settings: JudgeSettings,
                  retry: RetryPolicy, ledger: Ledger, flush_every: int = 32, flush_interval_s: float = 5.0,
                  window: Optional[int] = None):
-        self.text = {i.instruction_id: i.text for i in instructions}
+        self.instructions = {i.instruction_id: i for i in instructions}
         self.plan, self.competitors, self.judge = plan, competitors, judge
         self.js, self.retry, self.ledger = judge_settings, retry, ledger
         self.flush_every, self.flush_interval_s = flush_every, flush_interval_s
         self.answers: dict[tuple[str, str], Generation] = {}
+        self.earlier: dict[tuple[str, str], Generation] = {}   # multi-turn: answers to the turns before the last
         self.counters = Counters(meters={m: Meter(capacity=c.capacity) for m, c in competitors.items()})
         judge_capacity = judge_settings.max_in_flight or judge.capacity
         self.counters.meters["judge"] = Meter(capacity=judge_capacity)
@@ -187,7 +194,15 @@ class BattleScheduler:
                 resumable.add(work.instruction_id)
         self.counters.generations_total = sum(answers_to_give.values())
         self.answers = {(g.instruction_id, g.model): g for g in self.ledger.generations_of(resumable)}
+        self.earlier = {(g.instruction_id, g.model): g for g in self.ledger.generations_of(self._earlier_turns())}
         return answers_to_give
+
+    def _earlier_turns(self) -> set[str]:
+        """Ledger ids of recorded answers to earlier turns of multi-turn instructions still to be answered or
+        judged: a resume continues a conversation from its last answered turn."""
+        answered = {iid for iid, _ in self.index.answered}
+        return {key for work in remaining(self.plan, self.index, self.js.max_attempts)
+                for key in earlier_keys(self.instructions[work.instruction_id]) if key in answered}
 
     # ---- run ---------------------------------------------------------------------------------------------
     async def run(self) -> Progress:
@@ -235,6 +250,8 @@ class BattleScheduler:
         for model in self.competitors:
             self.answers.pop((iid, model), None)
             self.failed_answers.discard((iid, model))
+            for key in earlier_keys(self.instructions[iid]):
+                self.earlier.pop((key, model), None)
         self.slots.release()
 
     def _route(self, game) -> None:
@@ -270,14 +287,28 @@ class BattleScheduler:
             meter.failures += 1
             raise
 
-    async def _generation_worker(self, model: str, queue: asyncio.Queue) -> None:
-        meter = self.counters.meters[model]
-        while (iid := await queue.get()) is not None:
-            request = GenerationRequest(f"gen-{model}-{iid}", (ChatMessage("user", self.text[iid]),), None, iid)
-            try:
-                c = await self._call(self.competitors[model], request, meter)
-                gen = Generation(iid, model, c.text, c.prompt_tokens, c.completion_tokens, c.latency_s,
+    async def _answer(self, model: str, instruction: Instruction) -> Generation:
+        """The model's answer to the instruction's last turn, after answering (or taking from the ledger) every
+        turn before it; earlier turns are recorded as they come."""
+        said: list[str] = []
+        for k in range(len(instruction.user_turns)):
+            key = turn_key(instruction, k)
+            gen = self.earlier.get((key, model))
+            if gen is None:
+                request = GenerationRequest(f"gen-{model}-{key}", history(instruction, said), None, key)
+                c = await self._call(self.competitors[model], request, self.counters.meters[model])
+                gen = Generation(key, model, c.text, c.prompt_tokens, c.completion_tokens, c.latency_s,
                                  c.finish_reason)
+                if key != instruction.instruction_id:
+                    self.earlier[(key, model)] = gen
+                    await self._record("generations", gen)
+            said.append(gen.text)
+        return gen
+
+    async def _generation_worker(self, model: str, queue: asyncio.Queue) -> None:
+        while (iid := await queue.get()) is not None:
+            try:
+                gen = await self._answer(model, self.instructions[iid])
             except self.retry.permanent as err:
                 gen = Generation(iid, model, "", None, None, 0.0, "error", error=str(err)[:500])
             except RequestFailed:
@@ -296,15 +327,25 @@ class BattleScheduler:
         """The judge request of a game, and its judgment-cache key (None without a cache)."""
         pb, position, attempt = game.battle, game.position, game.attempt
         first, second = (pb.model_a, pb.model_b) if position == 0 else (pb.model_b, pb.model_a)
-        question = self.text[pb.instruction_id]
-        shown = tuple(cut_answer(self.answers[(pb.instruction_id, m)].text, self.js.max_answer_chars)
-                      for m in (first, second))
-        messages = self.js.template.messages(question, *shown)
+        instruction = self.instructions[pb.instruction_id]
+        question, shown_1, shown_2, reference = judge_inputs(
+            instruction, self._said(instruction, first), self._said(instruction, second), self.js.max_answer_chars,
+            self.js.use_references)
+        shown, template = (shown_1, shown_2), self.js.template_for(instruction)
+        messages = template.messages(question, *shown, reference=reference)
         sampling = self.js.sampling
+        if sampling.regex and template.output_regex != self.js.template.output_regex:
+            sampling = replace(sampling, regex=template.output_regex)
         if attempt:
             sampling = replace(sampling, temperature=self.js.retry_temperature, seed=attempt)
-        key = self.js.cache.key(question, *shown, sampling) if self.js.cache else None
+        asked = question if reference is None else f"{question}\n[reference]\n{reference}"
+        key = self.js.cache.key(asked, *shown, sampling) if self.js.cache else None
         return GenerationRequest(f"judge-{pb.battle_id}-{position}-{attempt}", messages, sampling), key
+
+    def _said(self, instruction: Instruction, model: str) -> list[str]:
+        """A competitor's answers to every turn of an instruction."""
+        earlier = [self.earlier[(key, model)].text for key in earlier_keys(instruction)]
+        return [*earlier, self.answers[(instruction.instruction_id, model)].text]
 
     async def _verdict(self, game: Game) -> Completion:
         """The judge's completion for a game: from the judgment cache where another run already asked it."""
@@ -329,16 +370,17 @@ class BattleScheduler:
 
     async def _judge_game(self, game: Game) -> None:
         pb, position, attempt = game.battle, game.position, game.attempt
+        template = self.js.template_for(self.instructions[pb.instruction_id])
         base = dict(battle_id=pb.battle_id, instruction_id=pb.instruction_id, model_a=pb.model_a,
                     model_b=pb.model_b, position=position, attempt=attempt, judge=self.js.name,
-                    prompt_version=self.js.template.version)
+                    prompt_version=template.version)
         try:
             c = await self._verdict(game)
         except RequestFailed as err:
             judgment = Judgment(**base, score_a=None, score_b=None, weighted_score_a=None, weighted_score_b=None,
                                 explanation="", raw="", parse_ok=False, error=f"request failed: {err}")
         else:
-            judgment = judgment_from(c, base, position, self.js.template.score_line)
+            judgment = judgment_from(c, base, position, template.score_line)
         await self._record("judgments", judgment)
         if judgment.parse_ok:
             self.counters.games_done += 1

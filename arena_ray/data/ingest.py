@@ -93,6 +93,22 @@ def _text(value: object, where: str, name: str) -> str:
     return value
 
 
+def _turns(value, where: str, name: str) -> tuple[str, ...]:
+    """A non-empty list of non-empty strings (MT-bench turns and reference answers)."""
+    if not isinstance(value, list) or not value:
+        raise InputError(f"{where}: field '{name}' must be a non-empty list")
+    return tuple(_text(v, where, f"{name}[{k}]") for k, v in enumerate(value))
+
+
+def _references(value, where: str) -> tuple[str, ...]:
+    """MT-bench reference answers: a list of strings, one per turn ('' where a turn has none)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{where}: field 'reference' must be a list of strings (one per turn)")
+    return tuple(value) if any(v.strip() for v in value) else ()
+
+
 def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction:
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON object")
@@ -103,11 +119,12 @@ def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction
         text = _text(_field(record, "prompt", where), where, "prompt")
         return Instruction(str(_field(record, "uid", where)), text, source, str(record.get("cluster", "")))
     if fmt == "fastchat":
-        turns = _field(record, "turns", where)
-        if not isinstance(turns, list) or not turns:
-            raise InputError(f"{where}: field 'turns' must be a non-empty list")
-        text = _text(turns[0], where, "turns[0]")
-        return Instruction(str(_field(record, "question_id", where)), text, source, str(record.get("category", "")))
+        turns = _turns(_field(record, "turns", where), where, "turns")
+        references = _references(record.get("reference"), where)
+        if len(references) > len(turns):
+            raise InputError(f"{where}: field 'reference' has {len(references)} answers for {len(turns)} turns")
+        return Instruction(str(_field(record, "question_id", where)), turns[0], source,
+                           str(record.get("category", "")), turns[1:], references)
     if fmt == "sharegpt":
         return _sharegpt(record, where, source)
     if fmt == "self_instruct":

@@ -23,42 +23,75 @@ class PairwiseTemplate:
     user: str
     output_regex: str
     score_line: str = "first"   # where the verdict's score line is: first (then the explanation) or last
+    # Reference-guided judging (MT-bench math / reasoning / coding): where the user text has
+    # {reference_block}, it becomes this block (holding {reference}) when the question has a reference answer
+    # and nothing otherwise; {reference_note} likewise becomes reference_note.
+    reference_block: str = ""
+    reference_note: str = ""
 
     @property
     def fenced(self) -> bool:
-        """Whether the answers' fences carry a per-request nonce (and fence-like text in answers is defused)."""
+        """Whether the answers' fences carry a per-request nonce (fence-like text in answers is then defused and
+        every answer line quoted)."""
         return NONCE in self.user
 
-    def messages(self, question: str, answer_1: str, answer_2: str,
-                 nonce: Optional[str] = None) -> tuple[ChatMessage, ...]:
-        """`nonce`: the fences' code; a fenced template draws a fresh one per call when none is given."""
-        # str.replace, not str.format: answers are full of braces (code, JSON).
-        # Each placeholder is substituted once, left to right, so an answer that itself contains
-        # "{answer_2}" cannot pull the other answer into its slot; the nonce goes into the template's own
-        # text before any answer does, so "{nonce}" inside an answer stays literal.
+    @property
+    def takes_reference(self) -> bool:
+        return REFERENCE_BLOCK in self.user
+
+    def messages(self, question: str, answer_1: str, answer_2: str, nonce: Optional[str] = None,
+                 reference: Optional[str] = None) -> tuple[ChatMessage, ...]:
+        """`nonce`: the fences' code; a fenced template draws a fresh one per call when none is given.
+        `reference`: a reference answer, shown where the template takes one (else ignored)."""
         system, user = self.system, self.user
+        with_reference = bool(reference) and self.takes_reference
+        # The template's own parts first: the nonce and the reference block go into its text before any
+        # question or answer does, so "{nonce}" inside an answer stays literal.
+        user = user.replace(REFERENCE_BLOCK, self.reference_block if with_reference else "")
+        user = user.replace(REFERENCE_NOTE, self.reference_note if with_reference else "")
         if self.fenced:
             nonce = nonce or secrets.token_hex(8)
             system, user = system.replace(NONCE, nonce), user.replace(NONCE, nonce)
-            answer_1, answer_2 = defuse(answer_1), defuse(answer_2)
-        head, rest = user.split("{question}", 1)
-        mid, tail = rest.split("{answer_1}", 1)
-        mid2, tail2 = tail.split("{answer_2}", 1)
-        user = head + question + mid + answer_1 + mid2 + answer_2 + tail2
-        msgs = [ChatMessage("user", user)]
+            answer_1, answer_2 = quoted(defuse(answer_1)), quoted(defuse(answer_2))
+        values = {"{question}": question, "{answer_1}": answer_1, "{answer_2}": answer_2}
+        if with_reference:
+            values["{reference}"] = reference
+        msgs = [ChatMessage("user", fill(user, values))]
         if system:
             msgs.insert(0, ChatMessage("system", system))
         return tuple(msgs)
 
 
+def fill(text: str, values: dict[str, str]) -> str:
+    """Each placeholder replaced once, in the order they appear. str.replace / str.format would re-scan what
+    was inserted: an answer containing "{answer_2}" (or braces: code, JSON) would pull text into its slot."""
+    positions = sorted((text.index(k), k) for k in values)
+    out, at = [], 0
+    for pos, key in positions:
+        out += [text[at:pos], values[key]]
+        at = pos + len(key)
+    return "".join(out) + text[at:]
+
+
+REFERENCE_BLOCK, REFERENCE_NOTE = "{reference_block}", "{reference_note}"
 NONCE = "{nonce}"
 # Text in an answer that could pass for one of the prompt's own markers or headings: its bracket becomes a
 # parenthesis, so "[The End of Assistant 1's Answer]" inside an answer no longer looks like the fence.
-_FENCE_LIKE = re.compile(r"\[(?=\s*(?:the\s+(?:start|end)\s+of\s+assistant|system|question)\b)", re.I)
+_FENCE_LIKE = re.compile(r"\[(?=\s*(?:the\s+(?:start|end)\s+of\b|system|question|the\s+user)\b)", re.I)
 
 
 def defuse(answer: str) -> str:
     return _FENCE_LIKE.sub("(", answer)
+
+
+def quoted(answer: str) -> str:
+    """Every line of an answer marked as quoted data ("datamarking", Hines et al. 2024, Spotlighting): no line
+    of an answer can pass for a line of the prompt. Measured on SmolLM2-135M (benchmarks/judge_injection.py):
+    instruction injections flipped 7 of 24 verdicts with it, 10 without, 12 with the unfenced pairwise-v1."""
+    return "\n".join(QUOTE + line for line in answer.split("\n"))
+
+
+QUOTE = "| "
 
 
 @dataclass(frozen=True)
@@ -146,6 +179,10 @@ def load_template(name_or_path: str) -> PairwiseTemplate:
         raise ConfigError(f"{path}: placeholders must appear in the order question, answer_1, answer_2")
     if data.get("score_line", "first") not in ("first", "last"):
         raise ConfigError(f"{path}: field 'score_line' must be first or last, got {data['score_line']!r}")
+    if (REFERENCE_BLOCK in data["user"]) != ("{reference}" in data.get("reference_block", "")):
+        raise ConfigError(f"{path}: a {REFERENCE_BLOCK} in 'user' needs a 'reference_block' with {{reference}}")
     return PairwiseTemplate(version=str(data["version"]), system=data.get("system") or "",
                             user=data["user"], output_regex=data["output_regex"],
-                            score_line=data.get("score_line", "first"))
+                            score_line=data.get("score_line", "first"),
+                            reference_block=data.get("reference_block", ""),
+                            reference_note=data.get("reference_note", ""))

@@ -11,9 +11,15 @@ import pyarrow as pa
 @dataclass(frozen=True)
 class Instruction:
     instruction_id: str
-    text: str
+    text: str                          # the first user turn
     source: str
     category: str = ""
+    turns: tuple[str, ...] = ()        # further user turns (MT-bench), answered one after another
+    references: tuple[str, ...] = ()   # a reference answer per turn (MT-bench math, reasoning, coding)
+
+    @property
+    def user_turns(self) -> tuple[str, ...]:
+        return (self.text, *self.turns)
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,11 @@ INSTRUCTION_SCHEMA = pa.schema([
     ("text", pa.string()),
     ("source", pa.string()),
     ("category", pa.string()),
+    ("turns", pa.list_(pa.string())),
+    ("references", pa.list_(pa.string())),
 ])
+# Columns a file written by an earlier release may lack, and what they read as.
+OPTIONAL_COLUMNS = {"turns": [], "references": []}
 
 GENERATION_SCHEMA = pa.schema([
     ("instruction_id", pa.string()),
@@ -244,7 +254,8 @@ def to_table(records: list, record_type: type) -> pa.Table:
 
 def from_table(table: pa.Table, record_type: type) -> list:
     names = [f.name for f in dataclasses.fields(record_type)]
-    return [record_type(**{n: row[n] for n in names}) for row in table.to_pylist()]
+    return [record_type(**{n: tuple(row[n]) if isinstance(row[n], list) else row[n] for n in names})
+            for row in table.to_pylist()]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,18 +23,24 @@ def write_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def read_table(path: Path, schema: pa.Schema, columns: Optional[Sequence[str]] = None, hint: str = "") -> pa.Table:
+def read_table(path: Path, schema: pa.Schema, columns: Optional[Sequence[str]] = None, hint: str = "",
+               optional: Optional[Mapping[str, object]] = None) -> pa.Table:
     """The file's rows as `schema` (or just `columns` of it); an InputError naming the file when it is unreadable
-    or lacks a column."""
+    or lacks a column. `optional`: columns a file may lack (written before they existed), read as the value
+    given."""
     names = list(columns or schema.names)
+    optional = optional or {}
     try:
         present = pq.read_schema(path).names
-        missing = set(names) - set(present)
-        table = None if missing else pq.read_table(path, columns=names)
+        absent = [n for n in names if n not in present]
+        missing = set(absent) - set(optional)
+        table = None if missing else pq.read_table(path, columns=[n for n in names if n in present])
     except Exception as err:  # pyarrow raises several types for truncated/corrupt files
         raise InputError(f"{path} is unreadable ({type(err).__name__}: {err}){hint}") from None
     if missing:
         raise InputError(f"{path} lacks columns {sorted(missing)}{hint}")
+    for name in absent:
+        table = table.append_column(schema.field(name), pa.array([optional[name]] * len(table), schema.field(name).type))
     try:
         return table.select(names).cast(pa.schema([schema.field(n) for n in names]))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:

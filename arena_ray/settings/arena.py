@@ -65,6 +65,11 @@ class JudgeConfig(Strict):
     """The judge (a key of `models`; it may also be a competitor: one deployment serves both)."""
     prompt: str = "pairwise-v3-fenced"
     """Pairwise template: a shipped version name or a path to a YAML of the same shape."""
+    multi_turn_prompt: str = "pairwise-multiturn-v1"
+    """Template of multi-turn battles (instructions with several user turns, e.g. MT-bench): the judge sees
+    each competitor's answers to every turn."""
+    use_references: bool = True
+    """Show the judge a question's reference answer where it has one (MT-bench math, reasoning, coding)."""
     max_tokens: int = Field(256, ge=8)
     """New tokens per verdict."""
     temperature: float = Field(0.0, ge=0)

@@ -95,8 +95,9 @@ class Config(Strict):
     def judge_identity(self) -> dict:
         """What decides the judge's verdicts: its settings (not retries, caches or its card) and its engine's."""
         judge = self.judge.model_dump(mode="json", exclude=JUDGE_BOOKKEEPING, exclude_defaults=True)
-        # The template always: its default changes between releases (pairwise-v1 → pairwise-v3-fenced).
-        return {**judge, "prompt": self.judge.prompt, "engine": answer_settings(self.models[self.judge.model])}
+        # The templates always: their defaults change between releases (pairwise-v1 → pairwise-v3-fenced).
+        return {**judge, "prompt": self.judge.prompt, "multi_turn_prompt": self.judge.multi_turn_prompt,
+                "engine": answer_settings(self.models[self.judge.model])}
 
 
 JUDGE_BOOKKEEPING = {"max_attempts", "cache_dir", "card", "card_data", "card_limit", "card_cache_dir"}

@@ -10,8 +10,8 @@ import re
 
 from arena_ray.records import Completion, GenerationRequest
 
-# pairwise-v1 and pairwise-v3-fenced (whose markers carry a nonce) layouts
-_ANSWER = re.compile(r"\[The Start of Assistant (\d)'s Answer(?: [0-9a-f]+)?\]\n(.*?)\n+\[The End of Assistant", re.S)
+# pairwise-v1, pairwise-v3-fenced and pairwise-multiturn-v1 (whose markers carry a nonce) layouts
+_ANSWER = re.compile(r"\[The Start of Assistant (\d)'s Answers?(?: [0-9a-f]+)?\]\n(.*?)\n+\[The End of Assistant", re.S)
 
 
 class EchoEngine:

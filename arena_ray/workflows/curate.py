@@ -27,9 +27,16 @@ def load_run(run_dir: Path) -> tuple[list[Battle], dict[str, str], dict[tuple[st
         raise InputError(f"{run_dir}: no battles (battles.jsonl missing or empty)")
     read_jsonl(path)  # validates every record (winner labels, model fields), naming the line of a bad one
     battles = [Battle(**{k: r[k] for k in Battle.__dataclass_fields__}) for r in rows]
-    prompts = {i: inst.text for i, inst in load_instructions_of(run_dir).items()}
+    instructions = load_instructions_of(run_dir)
+    # Multi-turn battles rate the models but make no training data here: an SFT or DPO record would need the
+    # winner's whole conversation, not its last answer after the first question.
+    multi = [b for b in battles if b.question_id in instructions and instructions[b.question_id].turns]
+    if multi:
+        log.warning("curate: %d multi-turn battles left out (their data would need whole conversations)",
+                    len(multi))
+    prompts = {i: inst.text for i, inst in instructions.items() if not inst.turns}
     answers = {(g.instruction_id, g.model): g.text for g in Ledger(run_dir).generations() if not g.error}
-    return battles, prompts, answers
+    return [b for b in battles if b not in multi], prompts, answers
 
 
 def export(run_dir: str | Path, target: str, out_dir: str | Path, thresholds: Thresholds) -> dict:

@@ -80,3 +80,18 @@ def test_instructions_are_kept_across_resumes(tmp_path):
     assert sorted(load_instructions_of(tmp_path)) == ["q1", "q2", "q3"]
     with pytest.raises(InputError, match="not an arena run directory"):
         load_instructions_of(tmp_path / "elsewhere")
+
+
+def test_instructions_of_a_run_from_before_multi_turn_battles_still_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from arena_ray.arena.ledger import load_instructions_of, save_instructions
+    from arena_ray.records import Instruction
+
+    pq.write_table(pa.table({"instruction_id": ["q1"], "text": ["hi"], "source": ["s"], "category": [""]}),
+                   tmp_path / "instructions.parquet")          # the four columns of an earlier release
+    assert load_instructions_of(tmp_path) == {"q1": Instruction("q1", "hi", "s")}
+    save_instructions(tmp_path, [Instruction("q2", "a", "s", "", ("b",), ("r1", ""))])   # adding rewrites it
+    got = load_instructions_of(tmp_path)
+    assert got["q1"].turns == () and got["q2"].user_turns == ("a", "b") and got["q2"].references == ("r1", "")

@@ -1,9 +1,11 @@
 """End to end through the CLI: the embedded default on the real models, with active pairing (every pair once,
-then the battles the refitted ratings ask for, within a budget); kill -9 + resume is in tests/faults."""
+then the battles the refitted ratings ask for, within a budget) and the judge's card; then MT-bench's
+multi-turn questions with reference answers on the same models. kill -9 + resume is in tests/faults."""
 from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import run_cli
@@ -11,11 +13,17 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.e2e
 
 
-def test_embedded_default_with_active_pairing(tmp_path):
+@pytest.fixture(scope="module")
+def cards(tmp_path_factory):
+    """One judge-card cache for the module: the first run measures the card, the next one reuses it."""
+    return tmp_path_factory.mktemp("cards")
+
+
+def test_embedded_default_with_active_pairing(tmp_path, cards):
     run = tmp_path / "run"
     out = run_cli(["arena", "--config", "configs/local.yaml", "instructions.limit=2", "arena.pairing=active",
                    "arena.max_battles=8", "arena.active.batch=2", f"run_dir={run}",
-                   f"judge.card_cache_dir={tmp_path / 'cards'}"])
+                   f"judge.card_cache_dir={cards}"])
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Leaderboard" in out.stdout and "throughput" in out.stdout
     # The judge's card, measured on the shipped human-labelled pairs, printed under the board with a warning:
@@ -33,3 +41,22 @@ def test_embedded_default_with_active_pairing(tmp_path):
     assert sum(len(r) for r in rounds) <= 8                     # the budget
     battles = (run / "battles.jsonl").read_text().splitlines()
     assert len(battles) + board["summary"]["failed_battles"] == sum(len(r) for r in rounds)
+
+
+def test_mt_bench_multi_turn_with_reference_answers(tmp_path, cards):
+    run = tmp_path / "mt"
+    out = run_cli(["arena", "--config", "configs/local.yaml", "instructions.path=../shared/data/instructions/mt_bench.jsonl",
+                   "instructions.offset=30", "instructions.limit=2", "arena.competitors=[smollm2, gemma-270m]",
+                   "models.smollm2.max_tokens=96", "models.gemma-270m.max_tokens=96", f"run_dir={run}",
+                   f"judge.card_cache_dir={cards}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "judge card" not in out.stderr                      # the card came from the cache
+    gens = pq.read_table(run / "generations.parquet").to_pylist()
+    ids = {(g["instruction_id"], g["model"]) for g in gens}
+    assert ids == {(f"{q}{t}", m) for q in ("111", "112") for t in ("#turn1", "") for m in ("smollm2", "gemma-270m")}
+    games = [g for g in pq.read_table(run / "judgments.parquet").to_pylist() if g["parse_ok"]]
+    assert len(games) == 4 and {g["prompt_version"] for g in games} == {"pairwise-multiturn-v1"}
+    instructions = pq.read_table(run / "instructions.parquet").to_pylist()
+    assert all(len(i["turns"]) == 1 and len(i["references"]) == 2 for i in instructions)   # math: references
+    board = json.loads((run / "leaderboard.json").read_text())
+    assert set(board["models"]) == {"smollm2", "gemma-270m"} and board["summary"]["battles"] == 2

@@ -67,7 +67,7 @@ def test_run_directory_contract(arena_run):
         assert entry["ci_low"] <= entry["rating"] <= entry["ci_high"]
     assert sum(e["battles"] for e in board["models"].values()) == 2 * 9
     assert board["failed_games"]["partial"] == 3 and board["summary"]["failed_battles"] == 3
-    assert "| rank | model |" in (run / "leaderboard.md").read_text()
+    assert "| rank (UB) | rank 95% | model |" in (run / "leaderboard.md").read_text()
     prompts = pq.read_table(run / "instructions.parquet").to_pylist()
     assert {p["instruction_id"] for p in prompts} == {g["instruction_id"] for g in gens} and prompts[0]["text"]
 
