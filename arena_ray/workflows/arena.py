@@ -247,11 +247,13 @@ def combined(passes: list[dict]) -> dict:
     meters: dict[str, dict] = {}
     for p in passes:
         for role, m in p["meters"].items():
-            acc = meters.setdefault(role, dict(m))
-            if acc is not m:
-                for k in ("requests", "completion_tokens", "retries", "failures", "busy_s"):
-                    acc[k] += m[k]
-                acc["tokens_per_s"] = round(acc["completion_tokens"] / acc["busy_s"], 2) if acc["busy_s"] else 0.0
+            if role not in meters:
+                meters[role] = dict(m)
+                continue
+            acc = meters[role]
+            for k in ("requests", "completion_tokens", "retries", "failures", "busy_s"):
+                acc[k] += m[k]
+            acc["tokens_per_s"] = round(acc["completion_tokens"] / acc["busy_s"], 2) if acc["busy_s"] else 0.0
     out["meters"], out["passes"] = meters, len(passes)
     return out
 
