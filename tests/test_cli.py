@@ -85,3 +85,18 @@ def test_run_dir_of_another_arena_is_refused_and_kept(tmp_path, config_file, cap
 def test_bad_override_value(tmp_path, config_file, capsys):
     code, err = run_cli(["arena", "--config", config_file(base(tmp_path)), "judge.max_attempts=0"], capsys)
     assert code == 2 and "judge.max_attempts" in err
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--data", "nowhere.jsonl"], 3, "human-labelled pairs not found: nowhere.jsonl"),
+    (["--data", "{bad}", "--limit", "0"], 2, "--limit must be at least 1, got 0"),
+    (["--data", "{bad}"], 3, "bad.jsonl[0]: field 'winner' must be a, b or tie, got 'left'"),
+])
+def test_judge_eval_refuses_bad_pairs_before_serving(tmp_path, config_file, capsys, args, code, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answer_a": "x", "answer_b": "y", "winner": "left"}\n')
+    args = [a.replace("{bad}", str(bad)) for a in args]
+    got, err = run_cli(["judge-eval", "--config", config_file(base(tmp_path)), "--out", str(tmp_path / "out"), *args],
+                       capsys)
+    assert got == code and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -108,3 +108,12 @@ def test_a_reasoning_first_judge_is_read_from_its_last_line(tmp_path):
     assert card["judged"] == 6 and card["position_consistency"] == 1.0
     plain = measure(config(tmp_path), Judge(), tmp_path / "eval-plain", limit=6)
     assert card["accuracy"] == plain["accuracy"]   # same scores, read from the other end
+
+
+def test_a_config_without_an_arena_section_can_measure_its_judge(tmp_path):
+    data = tiny_config_dict(tmp_path / "run", tmp_path / "model")
+    del data["arena"]
+    data["judge"]["card_cache_dir"] = str(tmp_path / "cards")
+    cfg = from_dict(data)
+    card = measure(cfg, Judge(), tmp_path / "eval", limit=3)
+    assert card["items"] == 3 and retry_policy(cfg).timeout_s == 600.0
