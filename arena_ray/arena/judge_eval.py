@@ -21,6 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
 
+import pyarrow as pa
+
 from arena_ray.arena.scheduler import JudgeSettings, ModelClient
 from arena_ray.data.preferences import SHIPPED, load_card_pairs
 from arena_ray.judging import card as cards
@@ -28,12 +30,15 @@ from arena_ray.judging.parse import parse_pairwise
 from arena_ray.judging.prompts import cut_answer
 from arena_ray.judging.verdict import judgment_from
 from arena_ray.records import Completion, GenerationRequest, HumanPair
+from arena_ray.records.tables import write_atomic
 from arena_ray.serving.batch import BatchItem, run_batch
 from arena_ray.serving.retry import RetryPolicy
 from arena_ray.settings import Config
 from arena_ray.settings.config import identity_hash
 
-EVAL_COLUMNS = ("id", "human", "verdict", "verdict_ab", "verdict_ba", "score_a", "score_b")
+EVAL_SCHEMA = pa.schema([("id", pa.string()), ("human", pa.string()), ("verdict", pa.string()),
+                         ("verdict_ab", pa.string()), ("verdict_ba", pa.string()), ("score_a", pa.float64()),
+                         ("score_b", pa.float64())])
 
 
 def fingerprint(config: Config, files: Optional[Sequence[str]], limit: Optional[int]) -> str:
@@ -87,25 +92,17 @@ def evaluate(config: Config, js: JudgeSettings, client: ModelClient, retry: Retr
     """Judge every pair in both orders (resuming what `out_dir` already holds)."""
     rows = asyncio.run(run_batch(client, requests(pairs, js), out_dir / "judgments.jsonl",
                                  max_in_flight=js.max_in_flight or client.capacity, timeout_s=retry.timeout_s,
-                                 max_attempts=js.max_attempts, accept=unparsed(js.template.score_line), desc="judge card", show=show,
-                                 max_failures=retry.max_retries + 1, backoff_s=retry.backoff_s,
-                                 retry_temperature=js.retry_temperature))
+                                 max_attempts=js.max_attempts, accept=unparsed(js.template.score_line),
+                                 desc="judge card", show=show, max_failures=retry.max_retries + 1,
+                                 backoff_s=retry.backoff_s, retry_temperature=js.retry_temperature))
     return items_from(pairs, {k: r.completion() for k, r in rows.items()}, config, js)
 
 
 def write(out_dir: Path, items: Sequence[cards.JudgeItem], card: dict) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [asdict(i) for i in items]
-    table = pa.table({c: [r[c] for r in rows] for c in EVAL_COLUMNS},
-                     schema=pa.schema([("id", pa.string()), ("human", pa.string()), ("verdict", pa.string()),
-                                       ("verdict_ab", pa.string()), ("verdict_ba", pa.string()),
-                                       ("score_a", pa.float64()), ("score_b", pa.float64())]))
-    tmp = out_dir / f".judge_eval.{uuid.uuid4().hex}.parquet"
-    pq.write_table(table, tmp)
-    os.replace(tmp, out_dir / "judge_eval.parquet")
+    write_atomic(pa.table({c: [r[c] for r in rows] for c in EVAL_SCHEMA.names}, schema=EVAL_SCHEMA),
+                 out_dir / "judge_eval.parquet")
     save_card(out_dir / "judge_card.json", card)
     (out_dir / "judge_card.md").write_text(cards.to_markdown(card, f"Judge card: {card.get('judge', '')}"))
 
