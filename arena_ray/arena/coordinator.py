@@ -30,12 +30,13 @@ from arena_ray.serving.retry import RetryPolicy
 
 class Coordinator:
     def __init__(self, run_dir: str, instructions: list[Instruction], plan: BattlePlan,
-                 competitors: dict[str, tuple[object, int]], judge: tuple[object, int],
+                 competitors: dict[str, tuple[object, int]], judges: dict[str, tuple[object, int]],
                  judge_settings: JudgeSettings, retry: RetryPolicy, flush_every: int, flush_interval_s: float):
         log_event(run_dir, "coordinator_start", pid=os.getpid())
         self.metrics = ArenaMetrics(Path(run_dir).name)
         clients = {name: ServeModelClient(h, cap) for name, (h, cap) in competitors.items()}
-        self.scheduler = BattleScheduler(instructions, plan, clients, ServeModelClient(*judge), judge_settings,
+        judge_clients = {name: ServeModelClient(h, cap) for name, (h, cap) in judges.items()}
+        self.scheduler = BattleScheduler(instructions, plan, clients, judge_clients, judge_settings,
                                          replace(retry, permanent=retry.permanent + (MissingAnswer,)),
                                          Ledger(run_dir), flush_every, flush_interval_s)
         self._exported: Optional[Progress] = None
@@ -51,8 +52,7 @@ class Coordinator:
 
     def _export_once(self) -> None:
         current = self.scheduler.summary()
-        queue = getattr(self.scheduler, "judge_queue", None)
-        self.metrics.push(updates(self._exported, current, queue.qsize() if queue is not None else 0))
+        self.metrics.push(updates(self._exported, current, self.scheduler.judge_backlog))
         self._exported = current
 
     async def _export_metrics(self, every_s: float = 1.0) -> None:

@@ -9,6 +9,10 @@ so a judge already measured costs an arena nothing.
 <dir>/judgments.jsonl    the judge's raw completions (key `<pair id>#<0|1>`, 0: answer a shown first)
 <dir>/judge_eval.parquet one row per pair: id, human, verdict, verdict_ab, verdict_ba, score_a, score_b
 <dir>/judge_card.json    the card (+ judge_card.md)
+
+A judge panel: every member judges every pair (`judgments.<member>.jsonl`, `judge_eval.<member>.parquet`);
+judge_eval.parquet and the card are the panel's (members combined by `judge.panel_rule`, as the arena does),
+and the card lists each member's own under "members".
 """
 from __future__ import annotations
 
@@ -16,10 +20,11 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pyarrow as pa
 
@@ -29,7 +34,7 @@ from arena_ray.judging import card as cards
 from arena_ray.judging.parse import parse_pairwise
 from arena_ray.judging.prompts import cut_answer
 from arena_ray.judging.verdict import judgment_from
-from arena_ray.records import Completion, GenerationRequest, HumanPair
+from arena_ray.records import Completion, GenerationRequest, HumanPair, Judgment
 from arena_ray.records.tables import write_atomic
 from arena_ray.serving.batch import BatchItem, run_batch
 from arena_ray.serving.retry import RetryPolicy
@@ -67,12 +72,13 @@ def unparsed(score_line: str):
     return check
 
 
-def items_from(pairs: Sequence[HumanPair], completions: dict[str, Completion], config: Config,
-               js: JudgeSettings) -> list[cards.JudgeItem]:
-    j = config.judge
-    out = []
+Games = dict[str, dict[int, Judgment]]   # pair id → position → its parsed game
+
+
+def games_from(pairs: Sequence[HumanPair], completions: dict[str, Completion], js: JudgeSettings) -> Games:
+    out: Games = {}
     for p in pairs:
-        games = {}
+        out[p.pair_id] = {}
         for position in (0, 1):
             c = completions.get(f"{p.pair_id}#{position}")
             if c is None:
@@ -81,28 +87,42 @@ def items_from(pairs: Sequence[HumanPair], completions: dict[str, Completion], c
                         attempt=0, judge=js.name, prompt_version=js.template.version)
             game = judgment_from(c, base, position, js.template.score_line)
             if game.parse_ok:
-                games[position] = game
-        out.append(cards.item_from(p, games, disagreement=j.disagreement, tie_margin=j.tie_margin,
-                                   use_weighted=j.logprob_weighted))
+                out[p.pair_id][position] = game
     return out
 
 
+def items_from(pairs: Sequence[HumanPair], games: Games, config: Config) -> list[cards.JudgeItem]:
+    j = config.judge
+    return [cards.item_from(p, games[p.pair_id], disagreement=j.disagreement, tie_margin=j.tie_margin,
+                            use_weighted=j.logprob_weighted) for p in pairs]
+
+
+def panel_items(pairs: Sequence[HumanPair], games: dict[str, Games], config: Config) -> list[cards.JudgeItem]:
+    j = config.judge
+    return [cards.panel_item_from(p, {m: g[p.pair_id] for m, g in games.items()}, rule=j.panel_rule,
+                                  disagreement=j.disagreement, tie_margin=j.tie_margin,
+                                  use_weighted=j.logprob_weighted) for p in pairs]
+
+
 def evaluate(config: Config, js: JudgeSettings, client: ModelClient, retry: RetryPolicy,
-             pairs: Sequence[HumanPair], out_dir: Path, show: bool = True) -> list[cards.JudgeItem]:
-    """Judge every pair in both orders (resuming what `out_dir` already holds)."""
-    rows = asyncio.run(run_batch(client, requests(pairs, js), out_dir / "judgments.jsonl",
+             pairs: Sequence[HumanPair], path: Path, show: bool = True) -> Games:
+    """Judge every pair in both orders (resuming what `path` already holds)."""
+    rows = asyncio.run(run_batch(client, requests(pairs, js), path,
                                  max_in_flight=js.max_in_flight or client.capacity, timeout_s=retry.timeout_s,
                                  max_attempts=js.max_attempts, accept=unparsed(js.template.score_line),
-                                 desc="judge card", show=show, max_failures=retry.max_retries + 1,
+                                 desc=f"judge card ({js.name})", show=show, max_failures=retry.max_retries + 1,
                                  backoff_s=retry.backoff_s, retry_temperature=js.retry_temperature))
-    return items_from(pairs, {k: r.completion() for k, r in rows.items()}, config, js)
+    return games_from(pairs, {k: r.completion() for k, r in rows.items()}, js)
+
+
+def write_items(path: Path, items: Sequence[cards.JudgeItem]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [asdict(i) for i in items]
+    write_atomic(pa.table({c: [r[c] for r in rows] for c in EVAL_SCHEMA.names}, schema=EVAL_SCHEMA), path)
 
 
 def write(out_dir: Path, items: Sequence[cards.JudgeItem], card: dict) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [asdict(i) for i in items]
-    write_atomic(pa.table({c: [r[c] for r in rows] for c in EVAL_SCHEMA.names}, schema=EVAL_SCHEMA),
-                 out_dir / "judge_eval.parquet")
+    write_items(out_dir / "judge_eval.parquet", items)
     save_card(out_dir / "judge_card.json", card)
     (out_dir / "judge_card.md").write_text(cards.to_markdown(card, f"Judge card: {card.get('judge', '')}"))
 
@@ -121,15 +141,28 @@ def load_card(path: Path) -> Optional[dict]:
         return None  # a torn cache entry is measured again
 
 
-def measure(config: Config, js: JudgeSettings, client: ModelClient, retry: RetryPolicy,
+def measure(config: Config, js: JudgeSettings, clients: Mapping[str, ModelClient], retry: RetryPolicy,
             files: Optional[Sequence[str]], limit: Optional[int], out_dir: Path, show: bool = True) -> dict:
-    """The card of the configured judge on `files` (null: the shipped pairs), written to `out_dir` and to the
-    card cache."""
+    """The card of the configured judge (or panel: `clients` by member) on `files` (null: the shipped pairs),
+    written to `out_dir` and to the card cache."""
     pairs = load_card_pairs(files, limit)
-    items = evaluate(config, js, client, retry, pairs, out_dir, show)
-    card = {"judge": config.judge.model, "template": js.template.version,
-            "fingerprint": fingerprint(config, files, limit),
-            "data": [str(f) for f in (files or [SHIPPED.name])], **cards.card(items)}
+    head = {"judge": config.judge.model, "template": js.template.version,
+            "fingerprint": fingerprint(config, files, limit), "data": [str(f) for f in (files or [SHIPPED.name])]}
+    if not config.judge.panel:
+        items = items_from(pairs, evaluate(config, js, clients[js.name], retry, pairs, out_dir / "judgments.jsonl",
+                                           show), config)
+        card = {**head, **cards.card(items)}
+    else:
+        games = {m: evaluate(config, replace(js, name=m), clients[m], retry, pairs,
+                             out_dir / f"judgments.{_slug(m)}.jsonl", show) for m in config.judge.panel}
+        members = {}
+        for m, g in games.items():
+            member_items = items_from(pairs, g, config)
+            write_items(out_dir / f"judge_eval.{_slug(m)}.parquet", member_items)
+            members[m] = cards.card(member_items)
+        items = panel_items(pairs, games, config)
+        card = {**head, "judge": "panel", "panel_rule": config.judge.panel_rule, **cards.card(items),
+                "members": members}
     write(out_dir, items, card)
     save_card(Path(config.judge.card_cache_dir) / f"{card['fingerprint']}.json", card)
     return card
@@ -141,14 +174,18 @@ def cached(config: Config) -> Optional[dict]:
     return load_card(Path(j.card_cache_dir) / f"{fingerprint(config, j.card_data, j.card_limit)}.json")
 
 
-def for_run(config: Config, js: JudgeSettings, client: ModelClient, retry: RetryPolicy, run_dir: Path,
-            show: bool = True) -> Optional[dict]:
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def for_run(config: Config, js: JudgeSettings, clients: Mapping[str, ModelClient], retry: RetryPolicy,
+            run_dir: Path, show: bool = True) -> Optional[dict]:
     """The judge's card for an arena run (run_dir/judge_card.json): kept from an earlier pass of the run, taken
     from the cache, or measured now on `judge.card_data` (under run_dir/judge_card/, resumable)."""
     j, path = config.judge, run_dir / "judge_card.json"
     if not j.card:
         return None
-    card = load_card(path) or cached(config) or measure(config, js, client, retry, j.card_data, j.card_limit,
+    card = load_card(path) or cached(config) or measure(config, js, clients, retry, j.card_data, j.card_limit,
                                                          run_dir / "judge_card", show)
     save_card(path, card)
     return card

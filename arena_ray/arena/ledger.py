@@ -40,7 +40,7 @@ def generation_key(g: Generation) -> tuple:
 
 
 def judgment_key(j: Judgment) -> tuple:
-    return (j.battle_id, j.position, j.attempt)
+    return (j.battle_id, j.judge, j.position, j.attempt)   # the judge: each member of a panel judges every game
 
 
 _KEYS = {"generations": generation_key, "judgments": judgment_key}
@@ -136,14 +136,15 @@ class Ledger:
     def judgments(self) -> list[Judgment]:
         return self._read_all("judgments")[0]
 
-    def index(self) -> LedgerIndex:
-        """What is recorded, read column-wise without any answer or verdict text (see LedgerIndex)."""
-        index = LedgerIndex()
+    def index(self, judges: tuple[str, ...] = ()) -> LedgerIndex:
+        """What is recorded, read column-wise without any answer or verdict text (see LedgerIndex); `judges`: a
+        panel's members."""
+        index = LedgerIndex(judges=judges)
         for t in self.scan("generations", ["instruction_id", "model", "error"]):
             index.add_answers(t["instruction_id"].to_pylist(), t["model"].to_pylist(), t["error"].to_pylist())
-        for t in self.scan("judgments", ["battle_id", "position", "attempt", "parse_ok"]):
+        for t in self.scan("judgments", ["battle_id", "position", "attempt", "parse_ok", "judge"]):
             index.add_games(t["battle_id"].to_pylist(), t["position"].to_pylist(), t["attempt"].to_pylist(),
-                            t["parse_ok"].to_pylist())
+                            t["parse_ok"].to_pylist(), t["judge"].to_pylist() if judges else None)
         return index
 
     def consolidate(self) -> None:

@@ -26,9 +26,10 @@ def write_battles(path: Path, battles: Sequence[Battle]) -> None:
 
 
 def outcome(config: Config, ledger: Ledger, plan: BattlePlan, judgments=None) -> Tally:
+    j = config.judge
     return tally(plan, judgments if judgments is not None else ledger.judgments(), ledger.generations(),
-                 max_attempts=config.judge.max_attempts, disagreement=config.judge.disagreement,
-                 tie_margin=config.judge.tie_margin, use_weighted=config.judge.logprob_weighted)
+                 max_attempts=j.max_attempts, disagreement=j.disagreement, tie_margin=j.tie_margin,
+                 use_weighted=j.logprob_weighted, judges=tuple(j.panel), panel_rule=j.panel_rule)
 
 
 def disagreement_rate(result: Tally) -> float:

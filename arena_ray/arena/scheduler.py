@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Optional, Protocol, Sequence
+from typing import Mapping, Optional, Protocol, Sequence
 
 from arena_ray.arena.conversation import earlier_keys, history, judge_inputs, turn_key
 from arena_ray.arena.ledger import Ledger
@@ -56,6 +56,7 @@ class JudgeSettings:
     cache: Optional[JudgmentCache] = None   # verdicts shared between runs (judge.cache_dir)
     multi_turn: Optional[PairwiseTemplate] = None   # the template of multi-turn battles (None: `template`)
     use_references: bool = True             # show reference answers where a question has them
+    panel: tuple[str, ...] = ()             # a judge panel's members (each judges every game); () for one judge
 
     def template_for(self, instruction: Instruction) -> PairwiseTemplate:
         return self.multi_turn if instruction.turns and self.multi_turn else self.template
@@ -73,7 +74,8 @@ def judge_settings(config: Config, template: PairwiseTemplate) -> JudgeSettings:
     return JudgeSettings(name=j.model, template=template, sampling=sampling, retry_temperature=j.retry_temperature,
                          max_attempts=j.max_attempts, max_answer_chars=j.max_answer_chars,
                          max_in_flight=config.arena.max_in_flight_judgments if config.arena else None, cache=cache,
-                         multi_turn=load_template(j.multi_turn_prompt), use_references=j.use_references)
+                         multi_turn=load_template(j.multi_turn_prompt), use_references=j.use_references,
+                         panel=tuple(j.panel))
 
 
 def retry_policy(config: Config) -> RetryPolicy:
@@ -162,28 +164,42 @@ class BattleScheduler:
     its instruction's slot for the next one."""
 
     def __init__(self, instructions: Sequence[Instruction], plan: BattlePlan,
-                 competitors: dict[str, ModelClient], judge: ModelClient, judge_settings: JudgeSettings,
+                 competitors: dict[str, ModelClient], judge: ModelClient | Mapping[str, ModelClient],
+                 judge_settings: JudgeSettings,
                  retry: RetryPolicy, ledger: Ledger, flush_every: int = 32, flush_interval_s: float = 5.0,
                  window: Optional[int] = None):
         self.instructions = {i.instruction_id: i for i in instructions}
-        self.plan, self.competitors, self.judge = plan, competitors, judge
+        # One judge, or a panel's members by name; the meters are "judge" or "judge:<member>".
+        self.judges = dict(judge) if isinstance(judge, Mapping) else {judge_settings.name: judge}
+        self.plan, self.competitors = plan, competitors
         self.js, self.retry, self.ledger = judge_settings, retry, ledger
         self.flush_every, self.flush_interval_s = flush_every, flush_interval_s
         self.answers: dict[tuple[str, str], Generation] = {}
         self.earlier: dict[tuple[str, str], Generation] = {}   # multi-turn: answers to the turns before the last
         self.counters = Counters(meters={m: Meter(capacity=c.capacity) for m, c in competitors.items()})
-        judge_capacity = judge_settings.max_in_flight or judge.capacity
-        self.counters.meters["judge"] = Meter(capacity=judge_capacity)
+        for name, client in self.judges.items():
+            self.counters.meters[self._meter(name)] = Meter(capacity=judge_settings.max_in_flight or client.capacity)
+        judge_capacity = sum(self.counters.meters[self._meter(n)].capacity for n in self.judges)
         self._buffers: dict[str, list] = {"generations": [], "judgments": []}
         self._flush_lock = asyncio.Lock()
         # Enough instructions in flight to keep every competitor and the judge busy, and no more.
         self.window_size = window or max(8, 2 * judge_capacity + sum(c.capacity for c in competitors.values()))
 
+    def _meter(self, judge: str) -> str:
+        return f"judge:{judge}" if self.js.panel else "judge"
+
+    def _member(self, game: Game) -> str:
+        return game.judge or self.js.name
+
+    @property
+    def judge_backlog(self) -> int:
+        return sum(q.qsize() for q in getattr(self, "judge_queues", {}).values())
+
     # ---- plan what is left -------------------------------------------------------------------------------
     def _load(self) -> dict[str, int]:
         """Count what is left (one pass, nothing kept per battle); reload the answers still to be judged.
         Returns per model how many answers it still has to give."""
-        self.index = self.ledger.index()
+        self.index = self.ledger.index(self.js.panel)
         answers_to_give: dict[str, int] = defaultdict(int)
         resumable: set[str] = set()
         for work in remaining(self.plan, self.index, self.js.max_attempts):
@@ -207,7 +223,7 @@ class BattleScheduler:
     # ---- run ---------------------------------------------------------------------------------------------
     async def run(self) -> Progress:
         answers_to_give = self._load()
-        self.judge_queue: asyncio.Queue = asyncio.Queue()
+        self.judge_queues = {name: asyncio.Queue() for name in self.judges}
         self.slots = asyncio.Semaphore(self.window_size)
         self.unsettled: dict[str, int] = {}                       # admitted instruction -> games not settled
         self.waiting: dict[tuple[str, str], list] = defaultdict(list)  # games parked on a missing answer
@@ -217,11 +233,13 @@ class BattleScheduler:
         tasks = [asyncio.create_task(self._generation_worker(m, queues[m])) for m, n in workers.items()
                  for _ in range(n)]
         admitter = asyncio.create_task(self._admit_all(queues, workers))
-        judges = [asyncio.create_task(self._judge_worker()) for _ in range(self.counters.meters["judge"].capacity)]
+        judges = [asyncio.create_task(self._judge_worker(name)) for name in self.judges
+                  for _ in range(self.counters.meters[self._meter(name)].capacity)]
         flusher = asyncio.create_task(self._flush_loop())
         try:
             await asyncio.gather(admitter, *tasks)
-            await self.judge_queue.join()
+            for queue in self.judge_queues.values():  # a retried game is queued before its attempt is done
+                await queue.join()
         finally:
             for task in [admitter, *tasks, *judges, flusher]:
                 task.cancel()
@@ -270,7 +288,7 @@ class BattleScheduler:
                 self.counters.games_total -= 1  # no answer, no game: tallied as a failed battle
                 self._settle(pb.instruction_id)
                 return
-        self.judge_queue.put_nowait(game)
+        self.judge_queues[self._member(game)].put_nowait(game)
 
     async def _call(self, client: ModelClient, req: GenerationRequest, meter: Meter) -> Completion:
         """The retrying request path, every attempt metered; a request that fails for good is counted."""
@@ -339,7 +357,7 @@ class BattleScheduler:
         if attempt:
             sampling = replace(sampling, temperature=self.js.retry_temperature, seed=attempt)
         asked = question if reference is None else f"{question}\n[reference]\n{reference}"
-        key = self.js.cache.key(asked, *shown, sampling) if self.js.cache else None
+        key = self.js.cache.key(asked, *shown, sampling, judge=game.judge) if self.js.cache else None
         return GenerationRequest(f"judge-{pb.battle_id}-{position}-{attempt}", messages, sampling), key
 
     def _said(self, instruction: Instruction, model: str) -> list[str]:
@@ -354,25 +372,27 @@ class BattleScheduler:
         if cached is not None:
             self.counters.cache_hits += 1
             return cached
-        completion = await self._call(self.judge, request, self.counters.meters["judge"])
+        member = self._member(game)
+        completion = await self._call(self.judges[member], request, self.counters.meters[self._meter(member)])
         if key:
             self.counters.cache_misses += 1
             self.js.cache.put(key, completion)
         return completion
 
-    async def _judge_worker(self) -> None:
+    async def _judge_worker(self, name: str) -> None:
+        queue = self.judge_queues[name]
         while True:
-            game = await self.judge_queue.get()
+            game = await queue.get()
             try:
                 await self._judge_game(game)
             finally:
-                self.judge_queue.task_done()
+                queue.task_done()
 
     async def _judge_game(self, game: Game) -> None:
         pb, position, attempt = game.battle, game.position, game.attempt
         template = self.js.template_for(self.instructions[pb.instruction_id])
         base = dict(battle_id=pb.battle_id, instruction_id=pb.instruction_id, model_a=pb.model_a,
-                    model_b=pb.model_b, position=position, attempt=attempt, judge=self.js.name,
+                    model_b=pb.model_b, position=position, attempt=attempt, judge=self._member(game),
                     prompt_version=template.version)
         try:
             c = await self._verdict(game)
@@ -388,7 +408,7 @@ class BattleScheduler:
             return
         self.counters.parse_failures += 1
         if attempt + 1 < self.js.max_attempts:
-            self.judge_queue.put_nowait(Game(pb, position, attempt + 1))
+            self.judge_queues[self._member(game)].put_nowait(Game(pb, position, attempt + 1, game.judge))
         else:
             self.counters.games_failed += 1
             self._settle(pb.instruction_id)

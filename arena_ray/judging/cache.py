@@ -27,9 +27,11 @@ class JudgmentCache:
         self.root = Path(cache_dir)
         self.judge, self.template = judge_identity, template_version
 
-    def key(self, instruction: str, answer_first: str, answer_second: str, sampling: SamplingSpec) -> str:
+    def key(self, instruction: str, answer_first: str, answer_second: str, sampling: SamplingSpec,
+            judge: str = "") -> str:
+        """`judge`: the panel member asking (""; one judge)."""
         parts = [self.judge, self.template, _sha(instruction), _sha(answer_first), _sha(answer_second),
-                 asdict(sampling)]
+                 asdict(sampling)] + ([judge] if judge else [])
         return _sha(json.dumps(parts, sort_keys=True))
 
     def _path(self, key: str) -> Path:

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from arena_ray.judging.combine import combine_games, game_scores, winner_of
+from arena_ray.judging.combine import combine_games, combine_panel, game_scores, winner_of
 from arena_ray.records import Battle, HumanPair, Judgment
 
 MIN_CONSISTENCY = 0.6
@@ -61,6 +61,33 @@ def item_from(pair: HumanPair, games: dict[int, Judgment], *, disagreement: str,
             verdict, score_a, score_b = LETTER[battle.winner], battle.score_a, battle.score_b
     return JudgeItem(pair.pair_id, HUMAN[pair.label], verdict, one(0), one(1), score_a, score_b,
                      len(pair.response_1), len(pair.response_2))
+
+
+def panel_item_from(pair: HumanPair, member_games: dict[str, dict[int, Judgment]], *, rule: str,
+                    disagreement: str, tie_margin: float, use_weighted: bool) -> JudgeItem:
+    """A judge panel's card item: each order's verdict and the combined one as the arena's panel decides them
+    (members combined by `rule`); an order some member never parsed leaves that verdict None."""
+    def order(position: int) -> Optional[str]:
+        if any(position not in g for g in member_games.values()):
+            return None
+        return LETTER[combine_panel([_one_order(g[position], use_weighted, tie_margin) for g in member_games.values()],
+                                    rule, tie_margin).winner]
+
+    verdict, score_a, score_b = None, None, None
+    if all(0 in g and 1 in g for g in member_games.values()):
+        battles = [combine_games(g[0], g[1], disagreement=disagreement, tie_margin=tie_margin,
+                                 use_weighted=use_weighted) for g in member_games.values()]
+        if all(b is not None for b in battles):
+            panel = combine_panel(battles, rule, tie_margin)
+            verdict, score_a, score_b = LETTER[panel.winner], panel.score_a, panel.score_b
+    return JudgeItem(pair.pair_id, HUMAN[pair.label], verdict, order(0), order(1), score_a, score_b,
+                     len(pair.response_1), len(pair.response_2))
+
+
+def _one_order(game: Judgment, use_weighted: bool, tie_margin: float) -> Battle:
+    a, b = game_scores(game, use_weighted)
+    return Battle(game.battle_id, game.instruction_id, game.model_a, game.model_b, winner_of(a, b, tie_margin), a, b,
+                  True, game.judge, game.prompt_version)
 
 
 def self_preference(battles: Sequence[Battle], judge: str) -> Optional[dict]:
@@ -157,6 +184,11 @@ def to_markdown(c: dict, title: str = "Judge card") -> str:
         rows.append(("position consistency on this run's battles", f(c["run_position_consistency"])))
     lines = [f"# {title}", "", *([f"Data: {c['data']}", ""] if c.get("data") else []), "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
+    if c.get("members"):
+        lines += ["", f"Panel members (combined by {c.get('panel_rule')}):", "",
+                  "| member | accuracy (decisive) | position consistency |", "|---|---:|---:|"]
+        lines += [f"| {m} | {f(mc['accuracy_decisive'])}{ci(mc.get('accuracy_decisive_ci'))} | "
+                  f"{f(mc['position_consistency'])} |" for m, mc in c["members"].items()]
     w = warning(c)
     if w:
         lines += ["", f"**Warning: {w}.**"]
@@ -190,6 +222,9 @@ def board_lines(c: dict) -> str:
         lines.append(f"- agreement with people: {f(c.get('accuracy_decisive'))} (95% CI {f(ci[0])}–{f(ci[1])}) on "
                      f"{c.get('decisive')} human-labelled pairs ({', '.join(c.get('data') or [])})")
         lines.append(f"- position consistency on those pairs: {f(c.get('position_consistency'))}")
+    for m, mc in (c.get("members") or {}).items():
+        lines.append(f"- panel member {m}: agreement {f(mc.get('accuracy_decisive'))}, position consistency "
+                     f"{f(mc.get('position_consistency'))}")
     lines.append(f"- position consistency on this run's battles: {f(c.get('run_position_consistency'))}")
     sp = c.get("self_preference")
     if sp:

@@ -1,7 +1,9 @@
 """Combine the two position-swapped games of a battle into one outcome. Pure."""
 from __future__ import annotations
 
-from typing import Optional
+from collections import Counter
+from dataclasses import replace
+from typing import Optional, Sequence
 
 from arena_ray.records import Battle, Judgment
 
@@ -49,3 +51,22 @@ def combine_games(game_0: Judgment, game_1: Judgment, *, disagreement: str, tie_
     return Battle(battle_id=game_0.battle_id, question_id=game_0.instruction_id, model_a=game_0.model_a,
                   model_b=game_0.model_b, winner=winner, score_a=score_a, score_b=score_b,
                   consistent=consistent, judge=game_0.judge, prompt_version=game_0.prompt_version)
+
+
+def combine_panel(battles: Sequence[Battle], rule: str, tie_margin: float) -> Battle:
+    """A judge panel's battle from its members' (each already combined over both orders).
+
+    mean: the members' mean scores decide (winner within `tie_margin`: a tie); majority: the winner more than
+    half the members chose, else a tie. The battle is consistent when every member's was."""
+    score_a = sum(b.score_a for b in battles) / len(battles)
+    score_b = sum(b.score_b for b in battles) / len(battles)
+    if rule == "mean":
+        winner = winner_of(score_a, score_b, tie_margin)
+    elif rule == "majority":
+        top, votes = Counter(b.winner for b in battles).most_common(1)[0]
+        winner = top if 2 * votes > len(battles) else "tie"
+    else:
+        raise ValueError(f"unknown panel rule '{rule}'")
+    first = battles[0]
+    return replace(first, winner=winner, score_a=score_a, score_b=score_b, judge="panel",
+                   consistent=all(b.consistent for b in battles))

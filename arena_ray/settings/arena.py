@@ -65,6 +65,12 @@ class JudgeConfig(Strict):
     """The judge (a key of `models`; it may also be a competitor: one deployment serves both)."""
     prompt: str = "pairwise-v3-fenced"
     """Pairwise template: a shipped version name or a path to a YAML of the same shape."""
+    panel: list[str] = Field(default_factory=list)
+    """A judge panel: models (keys of `models`, `model` among them) that all judge every game; `panel_rule`
+    combines their verdicts on a battle. Empty: `model` judges alone."""
+    panel_rule: Literal["mean", "majority"] = "mean"
+    """mean: a battle's scores are the members' mean scores (each member's two orders combined first);
+    majority: the winner more than half the members chose, else a tie."""
     multi_turn_prompt: str = "pairwise-multiturn-v1"
     """Template of multi-turn battles (instructions with several user turns, e.g. MT-bench): the judge sees
     each competitor's answers to every turn."""

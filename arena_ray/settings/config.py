@@ -55,8 +55,17 @@ class Config(Strict):
         if self.judge is not None:
             if self.judge.model not in self.models:
                 raise ValueError(f"judge.model: unknown model '{self.judge.model}' (models: {known})")
-            if self.models[self.judge.model].engine == "replay":
-                raise ValueError(f"judge.model: '{self.judge.model}' is a replay model and cannot judge")
+            for name in self.judge.panel:
+                if name not in self.models:
+                    raise ValueError(f"judge.panel: unknown model '{name}' (models: {known})")
+            if self.judge.panel and self.judge.model not in self.judge.panel:
+                raise ValueError(f"judge.panel: must include judge.model '{self.judge.model}' (its card heads the "
+                                 f"board)")
+            if len(set(self.judge.panel)) != len(self.judge.panel):
+                raise ValueError(f"judge.panel: a model is named twice ({list(self.judge.panel)})")
+            for name in self.judges():
+                if self.models[name].engine == "replay":
+                    raise ValueError(f"judge: '{name}' is a replay model and cannot judge")
         if self.flywheel is not None:
             fw = self.flywheel
             for name in (fw.target, *fw.competitors):
@@ -77,12 +86,13 @@ class Config(Strict):
                 raise ValueError(f"{section} needs a 'judge' section")
         return self
 
+    def judges(self) -> tuple[str, ...]:
+        """The judge, or a panel's members."""
+        return tuple(self.judge.panel) or (self.judge.model,)
+
     def served_models(self) -> tuple[str, ...]:
-        """Models an arena serves: every competitor plus the judge (shared if both)."""
-        names = list(self.arena.competitors)
-        if self.judge.model not in names:
-            names.append(self.judge.model)
-        return tuple(names)
+        """Models an arena serves: every competitor plus the judges (shared where a model is both)."""
+        return tuple(dict.fromkeys((*self.arena.competitors, *self.judges())))
 
     def run_identity(self) -> dict:
         """What decides an arena's answers and verdicts, per model and for the judge, as plain values (a resumed
@@ -96,8 +106,11 @@ class Config(Strict):
         """What decides the judge's verdicts: its settings (not retries, caches or its card) and its engine's."""
         judge = self.judge.model_dump(mode="json", exclude=JUDGE_BOOKKEEPING, exclude_defaults=True)
         # The templates always: their defaults change between releases (pairwise-v1 → pairwise-v3-fenced).
-        return {**judge, "prompt": self.judge.prompt, "multi_turn_prompt": self.judge.multi_turn_prompt,
-                "engine": answer_settings(self.models[self.judge.model])}
+        out = {**judge, "prompt": self.judge.prompt, "multi_turn_prompt": self.judge.multi_turn_prompt,
+               "engine": answer_settings(self.models[self.judge.model])}
+        if self.judge.panel:
+            out["panel_engines"] = {m: answer_settings(self.models[m]) for m in self.judge.panel}
+        return out
 
 
 JUDGE_BOOKKEEPING = {"max_attempts", "cache_dir", "card", "card_data", "card_limit", "card_cache_dir"}

@@ -107,13 +107,15 @@ def make_plan(config: Config, instructions: list[Instruction], template: Pairwis
     every-pair base its rounds choose from."""
     a = config.arena
     pairs = model_pairs(a.competitors, "all_pairs" if a.pairing == "active" else a.pairing, a.target)
-    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(pairs), config.judge.model,
-                      template.version)
+    judge = f"panel:{'+'.join(config.judge.panel)}:{config.judge.panel_rule}" if config.judge.panel \
+        else config.judge.model
+    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(pairs), judge, template.version)
     return plan if a.pairing == "active" else plan.capped(a.max_battles)
 
 
-def judge_client(config: Config, handles: dict) -> ServeModelClient:
-    return ServeModelClient(handles[config.judge.model], capacity(config, config.judge.model))
+def judge_clients(config: Config, handles: dict) -> dict[str, ServeModelClient]:
+    """The judge, or each member of a panel, as a client."""
+    return {name: ServeModelClient(handles[name], capacity(config, name)) for name in config.judges()}
 
 
 def coordinator_name(run_dir: Path) -> str:
@@ -166,8 +168,7 @@ def run_arena(config: Config, show_progress: bool = True, engine_factories: dict
     base = make_plan(config, instructions, template)
     plan = recorded_plan(run_dir, base) if config.arena.pairing == "active" else base
     started = time.perf_counter()
-    if next(remaining(plan, Ledger(run_dir).index(), config.judge.max_attempts), None) or \
-            next_battles(config, run_dir, plan, instructions):
+    if games_left(config, run_dir, plan) or next_battles(config, run_dir, plan, instructions):
         stats, plan = serve_and_battle(config, run_dir, instructions, base, plan, template, engine_factories or {},
                                        show_progress, between_stages)
     else:  # a finished run: nothing to serve, just (re)write the results
@@ -191,10 +192,10 @@ def serve_and_battle(config: Config, run_dir: Path, instructions: list[Instructi
     with ray_session(config.ray), served(models, config.serve, factories=factories,
                                          between_stages=between_stages) as handles:
         deploy_s = time.perf_counter() - started
-        judge_eval.for_run(config, judge_settings(config, template), judge_client(config, handles),
+        judge_eval.for_run(config, judge_settings(config, template), judge_clients(config, handles),
                            retry_policy(config), run_dir, show_progress)
         while True:
-            if next(remaining(plan, Ledger(run_dir).index(), config.judge.max_attempts), None):
+            if games_left(config, run_dir, plan):
                 passes.append(fight(config, run_dir, instructions, plan, template, handles, show_progress))
             battles = next_battles(config, run_dir, plan, instructions)
             if not battles:
@@ -217,12 +218,17 @@ def fight(config: Config, run_dir: Path, instructions: list[Instruction], plan: 
         name=coordinator_name(run_dir), max_restarts=a.coordinator_restarts,
         run_dir=str(run_dir.resolve()), instructions=instructions, plan=plan,
         competitors={n: (handles[n], capacity(config, n)) for n in a.competitors},
-        judge=(handles[config.judge.model], capacity(config, config.judge.model)),
+        judges={name: (handles[name], capacity(config, name)) for name in config.judges()},
         judge_settings=judge_settings(config, template), retry=retry_policy(config),
         flush_every=a.flush_every, flush_interval_s=a.flush_interval_s)
     stats = watch(coordinator, show_progress).to_json()
     stats["coordinator_restarts"] = count_events(run_dir, "coordinator_start") - starts_before - 1
     return stats
+
+
+def games_left(config: Config, run_dir: Path, plan: BattlePlan) -> bool:
+    index = Ledger(run_dir).index(tuple(config.judge.panel))
+    return next(remaining(plan, index, config.judge.max_attempts), None) is not None
 
 
 def next_battles(config: Config, run_dir: Path, plan: BattlePlan, instructions: list[Instruction]) -> list:

@@ -28,13 +28,13 @@ def run_judge_eval(config: Config, data: Sequence[str], out: str, limit: int | N
     load_card_pairs(data, limit)  # bad files fail here, before anything is served
     template = load_template(config.judge.prompt)
     js = judge_settings(config, template)
-    name = config.judge.model
-    # --- run: serve only the judge
-    with ray_session(config.ray), served({name: config.models[name]}, config.serve) as handles:
-        m = config.models[name]
-        client = ServeModelClient(handles[name], m.replicas * m.max_ongoing_requests)
-        card = judge_eval.measure(config, js, client, retry_policy(config), list(data), limit, Path(out),
+    judges = config.judges()
+    # --- run: serve only the judge (or the panel)
+    with ray_session(config.ray), served({n: config.models[n] for n in judges}, config.serve) as handles:
+        clients = {n: ServeModelClient(handles[n], config.models[n].replicas * config.models[n].max_ongoing_requests)
+                   for n in judges}
+        card = judge_eval.measure(config, js, clients, retry_policy(config), list(data), limit, Path(out),
                                   show_progress)
     if show_progress:
-        print(to_markdown(card, f"Judge card: {name}"))
+        print(to_markdown(card, f"Judge card: {' + '.join(judges)}"))
     return card

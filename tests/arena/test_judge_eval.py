@@ -39,7 +39,8 @@ def config(tmp_path, **judge):
 
 def measure(cfg, client, out, files=None, limit=None):
     js = judge_settings(cfg, load_template(cfg.judge.prompt))
-    return judge_eval.measure(cfg, js, client, retry_policy(cfg), files, limit, out, show=False)
+    return judge_eval.measure(cfg, js, client if isinstance(client, dict) else {js.name: client}, retry_policy(cfg),
+                              files, limit, out, show=False)
 
 
 def test_card_is_recomputed_from_the_per_item_file(tmp_path):
@@ -76,17 +77,17 @@ def test_an_arena_run_reuses_the_card_of_the_same_judge_only(tmp_path):
     cfg, judge = config(tmp_path, card_limit=4), Judge()
     js = judge_settings(cfg, load_template(cfg.judge.prompt))
     run = tmp_path / "run"
-    card = judge_eval.for_run(cfg, js, judge, retry_policy(cfg), run, show=False)
+    card = judge_eval.for_run(cfg, js, {js.name: judge}, retry_policy(cfg), run, show=False)
     assert judge.calls == 8 and json.loads((run / "judge_card.json").read_text()) == card
     other_run = tmp_path / "run2"
-    assert judge_eval.for_run(cfg, js, judge, retry_policy(cfg), other_run, show=False) == card
+    assert judge_eval.for_run(cfg, js, {js.name: judge}, retry_policy(cfg), other_run, show=False) == card
     assert judge.calls == 8                       # cached by fingerprint
     changed = config(tmp_path, card_limit=4, tie_margin=1.0)   # another verdict rule: measured again
     assert judge_eval.fingerprint(changed, None, 4) != card["fingerprint"]
-    judge_eval.for_run(changed, js, judge, retry_policy(changed), tmp_path / "run3", show=False)
+    judge_eval.for_run(changed, js, {js.name: judge}, retry_policy(changed), tmp_path / "run3", show=False)
     assert judge.calls == 16
     off = config(tmp_path, card=False)
-    assert judge_eval.for_run(off, js, judge, retry_policy(off), tmp_path / "run4", show=False) is None
+    assert judge_eval.for_run(off, js, {js.name: judge}, retry_policy(off), tmp_path / "run4", show=False) is None
 
 
 @pytest.mark.parametrize("field", ["max_attempts", "cache_dir", "card_cache_dir"])

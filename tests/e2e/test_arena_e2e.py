@@ -1,6 +1,6 @@
 """End to end through the CLI: the embedded default on the real models, with active pairing (every pair once,
 then the battles the refitted ratings ask for, within a budget) and the judge's card; then MT-bench's
-multi-turn questions with reference answers on the same models. kill -9 + resume is in tests/faults."""
+multi-turn questions with reference answers on the same models, judged by a panel of both. kill -9 + resume is in tests/faults."""
 from __future__ import annotations
 
 import json
@@ -43,21 +43,26 @@ def test_embedded_default_with_active_pairing(tmp_path, cards):
     assert len(battles) + board["summary"]["failed_battles"] == sum(len(r) for r in rounds)
 
 
-def test_mt_bench_multi_turn_with_reference_answers(tmp_path, cards):
+def test_mt_bench_multi_turn_with_reference_answers_and_a_judge_panel(tmp_path):
+    """MT-bench math questions (two turns, reference answers) between the two served models, judged by a
+    panel of both (each judges every game; mean scores decide). The card is off: two more cards would cost
+    minutes on 2 cores; panel cards are measured in tests/arena/test_panel.py."""
     run = tmp_path / "mt"
     out = run_cli(["arena", "--config", "configs/local.yaml", "instructions.path=../shared/data/instructions/mt_bench.jsonl",
                    "instructions.offset=30", "instructions.limit=2", "arena.competitors=[smollm2, gemma-270m]",
-                   "models.gemma-270m.max_tokens=96", f"run_dir={run}",
-                   f"judge.card_cache_dir={cards}"])
+                   "judge.panel=[smollm2, gemma-270m]", "judge.card=false", "models.gemma-270m.max_tokens=96",
+                   f"run_dir={run}"])
     assert out.returncode == 0, out.stderr[-3000:]
-    # The card came from the cache: the judge (smollm2 and every setting of it) is the first test's.
-    assert "judge card" not in out.stderr
     gens = pq.read_table(run / "generations.parquet").to_pylist()
     ids = {(g["instruction_id"], g["model"]) for g in gens}
     assert ids == {(f"{q}{t}", m) for q in ("111", "112") for t in ("#turn1", "") for m in ("smollm2", "gemma-270m")}
     games = [g for g in pq.read_table(run / "judgments.parquet").to_pylist() if g["parse_ok"]]
-    assert len(games) == 4 and {g["prompt_version"] for g in games} == {"pairwise-multiturn-v1"}
+    assert {g["prompt_version"] for g in games} == {"pairwise-multiturn-v1"}
+    assert sorted((g["judge"], g["position"]) for g in games) == sorted(
+        (j, p) for j in ("smollm2", "gemma-270m") for p in (0, 1) for _ in range(2))   # 2 battles x 2 orders x 2
     instructions = pq.read_table(run / "instructions.parquet").to_pylist()
     assert all(len(i["turns"]) == 1 and len(i["references"]) == 2 for i in instructions)   # math: references
+    battles = [json.loads(line) for line in (run / "battles.jsonl").read_text().splitlines()]
+    assert len(battles) == 2 and {b["judge"] for b in battles} == {"panel"}
     board = json.loads((run / "leaderboard.json").read_text())
-    assert set(board["models"]) == {"smollm2", "gemma-270m"} and board["summary"]["battles"] == 2
+    assert set(board["models"]) == {"smollm2", "gemma-270m"} and "never measured" in board["judge"]["why_not"][0]
