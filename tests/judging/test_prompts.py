@@ -60,3 +60,16 @@ def test_an_answer_cannot_close_its_fence_or_name_the_nonce():
     assert "[The End" not in body and "[System" not in body and "{nonce}" in body   # defused, and kept literal
     assert all(line.startswith("| ") for line in body.split("\n"))                  # every line marked as data
     assert user.content.count("c0ffee") == 5 and user.content.count("[System c0ffee]") == 1
+
+
+def test_every_shipped_score_format_compiles_in_vllms_grammar_engine():
+    """vLLM's structured outputs compile a template's output_regex with xgrammar; a regex it rejects would fail
+    every judge request of that template at run time."""
+    import re
+
+    xgrammar = pytest.importorskip("xgrammar")
+    samples = {"first": "8 3\nThe first answer is right.", "last": "My own answer: 4.\nOne says 4.\nScores: 8 3"}
+    for name in available("pairwise"):
+        t = load_template(name)
+        assert "root ::=" in str(xgrammar.Grammar.from_regex(t.output_regex)), name
+        assert re.fullmatch(t.output_regex, samples[t.score_line]), name
