@@ -81,7 +81,9 @@ def test_flywheel_two_iterations_killed_and_resumed_as_a_ray_job(tmp_path, tiny_
     summary = json.loads((fw / "summary.json").read_text())
     rows = summary["iterations"]
     assert [r["version"] for r in rows] == ["tiny@0", "tiny@1", "tiny@2"]
-    assert all(r["rating"] is not None and r["ci"][0] <= r["rating"] <= r["ci"][1] for r in rows)
+    # A bootstrap on a few battles may leave an interval open on one side (None = unbounded).
+    assert all(r["rating"] is not None and (r["ci"][0] is None or r["ci"][0] <= r["rating"])
+               and (r["ci"][1] is None or r["rating"] <= r["ci"][1]) for r in rows)
     assert [s["method"] for s in rows[1]["stages"]] == ["sft", "dpo"]
     assert all(s["battles"] > 0 and s["loss_first"] is not None for r in rows[1:] for s in r["stages"])
     assert set(rows[2]["win_rate"]) == {"gpt-4-0314", "gpt-3.5-turbo-0125"}

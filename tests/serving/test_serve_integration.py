@@ -63,8 +63,13 @@ def test_run_directory_contract(arena_run):
 
     board = json.loads((run / "leaderboard.json").read_text())
     assert set(board["models"]) == {"tiny", "gpt-4-0314", "gpt-3.5-turbo-0125", "partial"}
-    for entry in board["models"].values():
-        assert entry["ci_low"] <= entry["rating"] <= entry["ci_high"]
+    for entry in board["models"].values():  # on 9 battles a bootstrap may leave an interval open (None = ±inf)
+        if entry.get("separated"):
+            assert entry["rating"] is None and entry["ci_low"] is None and entry["ci_high"] is None
+            continue
+        low = -float("inf") if entry["ci_low"] is None else entry["ci_low"]
+        high = float("inf") if entry["ci_high"] is None else entry["ci_high"]
+        assert low <= entry["rating"] <= high
     assert sum(e["battles"] for e in board["models"].values()) == 2 * 9
     assert board["failed_games"]["partial"] == 3 and board["summary"]["failed_battles"] == 3
     assert "| rank (UB) | rank 95% | model |" in (run / "leaderboard.md").read_text()
