@@ -41,7 +41,8 @@ class RewardConfig(Strict):
 
 
 class OpenRLHFConfig(Strict):
-    """`backend: openrlhf` hands the job to OpenRLHF's Ray PPO (`python -m openrlhf.cli.train_ppo_ray`)."""
+    """`backend: openrlhf` hands the job to OpenRLHF's Ray PPO (`python -m openrlhf.cli.train_ppo_ray`, release
+    0.11.2). Our advantages are critic-free, so no critic group is placed."""
 
     actor_num_nodes: int = Field(1, ge=1)
     """Nodes of the actor."""
@@ -51,10 +52,10 @@ class OpenRLHFConfig(Strict):
     """Nodes of the reference model."""
     ref_num_gpus_per_node: int = Field(8, ge=1)
     """GPUs per reference node."""
-    critic_num_nodes: int = Field(1, ge=1)
-    """Nodes of the critic."""
-    critic_num_gpus_per_node: int = Field(8, ge=1)
-    """GPUs per critic node."""
+    reward_num_nodes: int = Field(1, ge=1)
+    """Nodes of the reward model (reward.source: rm)."""
+    reward_num_gpus_per_node: int = Field(8, ge=1)
+    """GPUs per reward-model node (reward.source: rm)."""
     vllm_num_engines: int = Field(4, ge=1)
     """vLLM rollout engines."""
     vllm_tensor_parallel_size: int = Field(2, ge=1)
@@ -79,8 +80,10 @@ class OpenRLHFConfig(Strict):
     """Prompts per GPU and rollout micro-batch."""
     prompt_max_len: int = Field(1024, ge=16)
     """Tokens of a prompt."""
-    critic_learning_rate: float = Field(9e-6, gt=0)
-    """Critic learning rate."""
+    vllm_sync_backend: Literal["nccl", "gloo"] = "nccl"
+    """How new weights reach the vLLM engines after each update (NCCL broadcast on GPUs)."""
+    vllm_enable_sleep: bool = False
+    """Put the vLLM engines to sleep while the actor trains (with colocate_all_models: frees their memory)."""
     remote_rm_url: Optional[str] = None
     """An existing remote reward endpoint; null with reward.source judge: arena_ray's reward endpoint on Serve."""
     python: Optional[str] = None
@@ -154,3 +157,28 @@ class PPOConfig(Strict):
         if self.advantage in ("grpo", "rloo") and self.samples_per_prompt < 2:
             raise ValueError(f"advantage '{self.advantage}' needs samples_per_prompt >= 2")
         return self
+
+    @model_validator(mode="after")
+    def _native_only(self) -> "PPOConfig":
+        """Settings of the native learner that OpenRLHF has no counterpart for are refused by name, rather
+        than silently ignored, when the job is handed to OpenRLHF."""
+        if self.backend != "openrlhf":
+            return self
+        unmapped = sorted(NATIVE_ONLY & self.model_fields_set)
+        unmapped += [f"reward.{k}" for k in sorted(NATIVE_ONLY_REWARD & self.reward.model_fields_set)]
+        if unmapped:
+            raise ValueError(f"backend 'openrlhf' has no counterpart for {', '.join(unmapped)} (OpenRLHF places "
+                             "and batches by ppo.openrlhf.*; its sequence limit is openrlhf.prompt_max_len + "
+                             "max_new_tokens): remove them")
+        o = self.openrlhf  # OpenRLHF asserts this at start, after the cluster is up: say it at load instead
+        batches, actors = self.samples_per_prompt * self.prompts_per_step // o.micro_rollout_batch_size, \
+            o.actor_num_nodes * o.actor_num_gpus_per_node
+        if batches < actors:
+            raise ValueError(f"OpenRLHF needs a rollout micro-batch per actor GPU: samples_per_prompt x "
+                             f"prompts_per_step // openrlhf.micro_rollout_batch_size = {batches} < {actors} actor GPUs")
+        return self
+
+
+# The native learner's own knobs: OpenRLHF places, batches and retries by its own settings (ppo.openrlhf.*).
+NATIVE_ONLY = frozenset({"use_gpu", "learner_cpus", "max_in_flight", "max_attempts", "micro_batch_size"})
+NATIVE_ONLY_REWARD = frozenset({"rm_max_length"})
