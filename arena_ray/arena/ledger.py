@@ -19,6 +19,7 @@ from arena_ray.errors import InputError
 from arena_ray.records import (
     GENERATION_SCHEMA,
     INSTRUCTION_SCHEMA,
+    JUDGMENT_OPTIONAL,
     JUDGMENT_SCHEMA,
     OPTIONAL_COLUMNS,
     Generation,
@@ -44,6 +45,7 @@ def judgment_key(j: Judgment) -> tuple:
 
 
 _KEYS = {"generations": generation_key, "judgments": judgment_key}
+_OPTIONAL = {"judgments": JUDGMENT_OPTIONAL}
 
 
 _HINT = "; move it aside to resume without it"
@@ -116,7 +118,7 @@ class Ledger:
         seen: set = set()
         out = []
         for path in self._files(name, parts):
-            table = read_table(path, schema, hint=_HINT)
+            table = read_table(path, schema, hint=_HINT, optional=_OPTIONAL.get(name))
             if wanted is not None:
                 table = table.filter(pc.is_in(table["instruction_id"], value_set=wanted))
             for record in from_table(table, record_type):

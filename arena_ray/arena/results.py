@@ -2,32 +2,53 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Optional, Sequence
 
-from arena_ray.arena.ledger import Ledger
+from arena_ray.arena.conversation import turn_key
+from arena_ray.arena.ledger import Ledger, load_instructions_of
 from arena_ray.arena.pairing import BattlePlan
 from arena_ray.arena.progress import Tally, tally
-from arena_ray.data.battles import read_run_dir
+from arena_ray.data.battles import fastchat_record, read_run_dir
 from arena_ray.judging import card as cards
 from arena_ray.rating import bradley_terry, leaderboard
 from arena_ray.rating.categories import write_category_boards
-from arena_ray.records import Battle, Rating
+from arena_ray.records import Battle, Generation, Instruction, Rating
 from arena_ray.settings import Config
 
 
-def write_battles(path: Path, battles: Sequence[Battle]) -> None:
+def write_battles(path: Path, battles: Sequence[Battle], instructions: Optional[Mapping[str, Instruction]] = None,
+                  answers: Optional[Mapping[str, Mapping[str, Sequence[str]]]] = None) -> None:
+    """battles.jsonl in FastChat's battle format (data/battles.py fastchat_record), oldest verdict first as
+    FastChat sorts them; `answers`: instruction id → model → its answer to each turn, for the conversations."""
+    instructions, answers = instructions or {}, answers or {}
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w") as fh:
-        for b in battles:
-            fh.write(json.dumps(asdict(b)) + "\n")
+        for b in sorted(battles, key=lambda b: b.tstamp):
+            fh.write(json.dumps(fastchat_record(b, instructions.get(b.question_id), answers.get(b.question_id, {})))
+                     + "\n")
     tmp.replace(path)
 
 
-def outcome(config: Config, ledger: Ledger, plan: BattlePlan, judgments=None) -> Tally:
+def conversations_of(instructions: Mapping[str, Instruction], generations: Sequence[Generation]) -> dict:
+    """instruction id → model → its answer to every turn, for the models that answered every turn."""
+    texts = {(g.instruction_id, g.model): g.text for g in generations if not g.error and g.text is not None}
+    models = {g.model for g in generations}
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for iid, inst in instructions.items():
+        keys = [turn_key(inst, k) for k in range(len(inst.user_turns))]
+        for model in models:
+            turns = [texts.get((key, model)) for key in keys]
+            if all(t is not None for t in turns):
+                out.setdefault(iid, {})[model] = tuple(turns)
+    return out
+
+
+def outcome(config: Config, ledger: Ledger, plan: BattlePlan, judgments=None,
+            generations: Optional[Sequence[Generation]] = None) -> Tally:
     j = config.judge
-    return tally(plan, judgments if judgments is not None else ledger.judgments(), ledger.generations(),
+    return tally(plan, judgments if judgments is not None else ledger.judgments(),
+                 generations if generations is not None else ledger.generations(),
                  max_attempts=j.max_attempts, disagreement=j.disagreement, tie_margin=j.tie_margin,
                  use_weighted=j.logprob_weighted, judges=tuple(j.panel), panel_rule=j.panel_rule)
 
@@ -52,9 +73,11 @@ def judge_section(config: Config, run_dir: Path, result: Tally) -> dict:
 def finalize(config: Config, run_dir: Path, plan: BattlePlan, run_stats: dict) -> tuple[Tally, list[Rating]]:
     ledger = Ledger(run_dir)
     ledger.consolidate()
-    judgments = ledger.judgments()
-    result = outcome(config, ledger, plan, judgments)
-    write_battles(run_dir / "battles.jsonl", result.battles)
+    judgments, generations = ledger.judgments(), ledger.generations()
+    result = outcome(config, ledger, plan, judgments, generations)
+    instructions = load_instructions_of(run_dir) if (run_dir / "instructions.parquet").exists() else {}
+    answers = conversations_of(instructions, generations) if config.arena.battle_conversations else {}
+    write_battles(run_dir / "battles.jsonl", result.battles, instructions, answers)
     ratings: list[Rating] = []
     if result.battles:
         r = config.rating

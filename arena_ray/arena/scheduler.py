@@ -398,9 +398,10 @@ class BattleScheduler:
             c = await self._verdict(game)
         except RequestFailed as err:
             judgment = Judgment(**base, score_a=None, score_b=None, weighted_score_a=None, weighted_score_b=None,
-                                explanation="", raw="", parse_ok=False, error=f"request failed: {err}")
+                                explanation="", raw="", parse_ok=False, error=f"request failed: {err}",
+                                tstamp=time.time())
         else:
-            judgment = judgment_from(c, base, position, template.score_line)
+            judgment = judgment_from(c, {**base, "tstamp": time.time()}, position, template.score_line)
         await self._record("judgments", judgment)
         if judgment.parse_ok:
             self.counters.games_done += 1

@@ -2,12 +2,13 @@
 GPT-4/GPT-3.5 review files (1-10 score per answer). Bad records raise InputError naming file and line."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional, Sequence
 
-from arena_ray.data.ingest import iter_jsonl
+from arena_ray.data.ingest import iter_jsonl, json_records
 from arena_ray.errors import InputError
+from arena_ray.records import Battle, Instruction
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 
@@ -72,9 +73,25 @@ def _first_user(conversation) -> Optional[str]:
     return None
 
 
+def fastchat_record(battle: Battle, instruction: Optional[Instruction],
+                    answers: Mapping[str, Sequence[str]]) -> dict:
+    """A battle as FastChat's cleaned battle records have it (`model_a, model_b, winner, judge, turn, anony,
+    tstamp`, and `conversation_a/b` when `answers` holds each model's answer to every turn), plus our scores.
+    `anony`: true, as the judge saw no names; `judge`: our judge's name where FastChat has a voter's id."""
+    record = asdict(battle)
+    turns = (instruction.user_turns if instruction is not None else ()) or ()
+    record.update(turn=max(1, len(turns)), anony=True)
+    if turns and all(len(answers.get(m, ())) == len(turns) for m in (battle.model_a, battle.model_b)):
+        for side, model in (("conversation_a", battle.model_a), ("conversation_b", battle.model_b)):
+            record[side] = [msg for user, answer in zip(turns, answers[model])
+                            for msg in ({"role": "user", "content": user}, {"role": "assistant", "content": answer})]
+    return record
+
+
 def read_jsonl(path: Path) -> BattleFile:
+    """Battles from FastChat's JSON lines or JSON array files, gzipped or not (and our battles.jsonl)."""
     rows, dropped = [], 0
-    for where, record in iter_jsonl(path):
+    for where, record in json_records(path, "battle records"):
         row = _row(record, where)
         if row.model_a == row.model_b:
             dropped += 1  # documented treatment: a self-battle says nothing about ratings

@@ -6,6 +6,7 @@ A malformed record raises InputError naming the file, the line and the field.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -19,9 +20,21 @@ def _text_id(text: str) -> str:
     return "h" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:
+def read_text(path: Path) -> str:
+    """The file's text, plain or gzip (told by its magic bytes, whatever its name), as UTF-8; an InputError
+    naming the file otherwise."""
+    try:
+        raw = path.read_bytes()
+        return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise InputError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def iter_jsonl(path: Path, text: Optional[str] = None) -> Iterator[tuple[str, object]]:
     """(`file:line`, record) for every non-blank line; a malformed line raises InputError naming it."""
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate((read_text(path) if text is None else text).splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -30,6 +43,27 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:
         except json.JSONDecodeError as err:
             raise InputError(f"{where}: malformed JSON line: {err.msg} (column {err.colno})") from None
         yield where, record
+
+
+def json_records(path: Path, what: str = "records") -> Iterator[tuple[str, object]]:
+    """(where, record) from a JSON array (the text starts with `[`) or JSON lines, either gzipped. A `.json` file
+    holding one JSON object is refused as not an array."""
+    text = read_text(path)
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
+        yield from ((f"{path}[{i}]", item) for i, item in enumerate(items))
+        return
+    if path.suffix == ".json" and "\n" in text.strip():
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:
+            pass  # JSON lines under a .json name
+        else:
+            raise InputError(f"{path}: expected a JSON array of {what} (or one per line)")
+    yield from iter_jsonl(path, text)
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[str, object]]:
@@ -50,17 +84,7 @@ def _records(path: Path) -> Iterator[tuple[str, object]]:
     if path.suffix == ".parquet":
         yield from _parquet_records(path)
         return
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json" or text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}: not valid JSON: {err}") from None
-        if not isinstance(items, list):
-            raise InputError(f"{path}: expected a JSON array of records")
-        yield from ((f"{path}[{i}]", item) for i, item in enumerate(items))
-        return
-    yield from iter_jsonl(path)
+    yield from json_records(path)
 
 
 

@@ -50,7 +50,8 @@ def combine_games(game_0: Judgment, game_1: Judgment, *, disagreement: str, tie_
         raise ValueError(f"unknown disagreement rule '{disagreement}'")
     return Battle(battle_id=game_0.battle_id, question_id=game_0.instruction_id, model_a=game_0.model_a,
                   model_b=game_0.model_b, winner=winner, score_a=score_a, score_b=score_b,
-                  consistent=consistent, judge=game_0.judge, prompt_version=game_0.prompt_version)
+                  consistent=consistent, judge=game_0.judge, prompt_version=game_0.prompt_version,
+                  tstamp=max(game_0.tstamp, game_1.tstamp))
 
 
 def combine_panel(battles: Sequence[Battle], rule: str, tie_margin: float) -> Battle:
@@ -69,4 +70,4 @@ def combine_panel(battles: Sequence[Battle], rule: str, tie_margin: float) -> Ba
         raise ValueError(f"unknown panel rule '{rule}'")
     first = battles[0]
     return replace(first, winner=winner, score_a=score_a, score_b=score_b, judge="panel",
-                   consistent=all(b.consistent for b in battles))
+                   consistent=all(b.consistent for b in battles), tstamp=max(b.tstamp for b in battles))

@@ -115,6 +115,7 @@ class Judgment:
     error: str = ""
     latency_s: float = 0.0
     completion_tokens: Optional[int] = None
+    tstamp: float = 0.0  # Unix time the verdict was recorded (0: a ledger written before it was kept)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class Battle:
     consistent: bool
     judge: str
     prompt_version: str
+    tstamp: float = 0.0  # the later of its games' (FastChat orders battles by it)
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,10 @@ JUDGMENT_SCHEMA = pa.schema([
     ("error", pa.string()),
     ("latency_s", pa.float64()),
     ("completion_tokens", pa.int64()),
+    ("tstamp", pa.float64()),
 ])
+# Judgment columns a ledger written by an earlier release may lack, and what they read as.
+JUDGMENT_OPTIONAL = {"tstamp": 0.0}
 
 SCHEMAS = {Instruction: INSTRUCTION_SCHEMA, Generation: GENERATION_SCHEMA, Judgment: JUDGMENT_SCHEMA}
 

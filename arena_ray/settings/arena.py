@@ -34,6 +34,9 @@ class ArenaConfig(Strict):
     categories: tuple[str, ...] = ()
     """Also one board per value of each of these fields (an instruction's `category`, or `prompt_length`,
     `coding`, `language` derived from the prompt), under run_dir/by-<field>/."""
+    battle_conversations: bool = True
+    """battles.jsonl carries both conversations (FastChat's `conversation_a/b`, as its conversation releases do);
+    false: only the verdict fields, for very large runs (every answer is repeated in each of its battles)."""
     target: Optional[str] = None
     """The competitor every battle includes (pairing: target_vs_all)."""
     request_timeout_s: float = Field(600.0, gt=0)

@@ -26,7 +26,7 @@ def load_run(run_dir: Path) -> tuple[list[Battle], dict[str, str], dict[tuple[st
     if not rows:
         raise InputError(f"{run_dir}: no battles (battles.jsonl missing or empty)")
     read_jsonl(path)  # validates every record (winner labels, model fields), naming the line of a bad one
-    battles = [Battle(**{k: r[k] for k in Battle.__dataclass_fields__}) for r in rows]
+    battles = [Battle(**{k: r[k] for k in Battle.__dataclass_fields__ if k in r}) for r in rows]
     instructions = load_instructions_of(run_dir)
     # Multi-turn battles rate the models but make no training data here: an SFT or DPO record would need the
     # winner's whole conversation, not its last answer after the first question.

@@ -21,7 +21,7 @@ from arena_ray.workflows.openrlhf import hand_off
 from tests.helpers import run_cli, tiny_config_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-WHEELS = ROOT / ".cache" / "openrlhf"
+WHEELS = ROOT / ".cache" / "wheels"
 
 
 def openrlhf_source(member: str) -> str:
