@@ -16,6 +16,7 @@ from arena_ray.data.ingest import iter_jsonl
 from arena_ray.errors import InputError
 from arena_ray.records import Battle
 from arena_ray.records.tables import write_atomic
+from arena_ray.train.formats import MESSAGES, preference_messages
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,10 @@ def export(run_dir: str | Path, target: str, out_dir: str | Path, thresholds: Th
     write_atomic(pa.Table.from_pylist([
         {"messages": [{"role": "user", "content": e.prompt}, {"role": "assistant", "content": e.response}],
          "instruction_id": e.instruction_id, "source_model": e.source_model, "battle_id": e.battle_id,
-         "score_gap": e.score_gap} for e in data.sft]) if data.sft else _empty("sft"), out / "sft.parquet")
+         "score_gap": e.score_gap} for e in data.sft]) if data.sft else _empty_sft(), out / "sft.parquet")
     for name, pairs in (("dpo", data.dpo), ("rm", data.rm)):
-        write_atomic(pa.Table.from_pylist([p.__dict__ for p in pairs]) if pairs else _empty(name),
-                     out / f"{name}.parquet")
+        write_atomic(pa.Table.from_pylist([{**p.__dict__, **preference_messages(p.prompt, p.chosen, p.rejected)}
+                                           for p in pairs], schema=PAIR_SCHEMA), out / f"{name}.parquet")
     write_atomic(pa.table({"instruction_id": [q for q, _ in data.ppo_prompts], "prompt": [p for _, p in data.ppo_prompts]}),
                  out / "ppo_prompts.parquet")
     report = {"run_dir": str(run_dir), "target": target, "thresholds": thresholds.__dict__,
@@ -67,11 +68,14 @@ def export(run_dir: str | Path, target: str, out_dir: str | Path, thresholds: Th
     return report
 
 
-def _empty(name: str) -> pa.Table:
-    if name == "sft":
-        return pa.table({"messages": pa.array([], pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-                         "instruction_id": pa.array([], pa.string())})
-    return pa.table({k: pa.array([], pa.string()) for k in ("prompt", "chosen", "rejected")})
+# dpo.parquet / rm.parquet: TRL's conversational preference columns, then where each pair came from.
+PAIR_SCHEMA = pa.schema([("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES),
+                         ("instruction_id", pa.string()), ("chosen_model", pa.string()),
+                         ("rejected_model", pa.string()), ("battle_id", pa.string()), ("score_gap", pa.float64())])
+
+
+def _empty_sft() -> pa.Table:
+    return pa.table({"messages": pa.array([], MESSAGES), "instruction_id": pa.array([], pa.string())})
 
 
 def read(path: Path) -> list[dict]:

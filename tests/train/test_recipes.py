@@ -12,6 +12,7 @@ from safetensors.numpy import load_file
 from arena_ray.data.answers import load_answers
 from arena_ray.data.ingest import load_instructions
 from arena_ray.settings.train import TrainConfig
+from arena_ray.train.formats import preference_messages
 from arena_ray.train.registry import Registry, weight_files
 from arena_ray.train.run import NoTrainingData, train
 from tests.helpers import ANSWERS, ARENA_HARD
@@ -31,7 +32,7 @@ def curated(tmp_path_factory):
     pq.write_table(pa.Table.from_pylist([
         {"messages": [{"role": "user", "content": p.text}, {"role": "assistant", "content": good[p.instruction_id]}],
          "instruction_id": p.instruction_id} for p in prompts]), out / "sft.parquet")
-    pairs = [{"prompt": p.text, "chosen": good[p.instruction_id], "rejected": bad[p.instruction_id],
+    pairs = [{**preference_messages(p.text, good[p.instruction_id], bad[p.instruction_id]),
               "instruction_id": p.instruction_id} for p in prompts]
     pq.write_table(pa.Table.from_pylist(pairs), out / "dpo.parquet")
     pq.write_table(pa.Table.from_pylist(pairs[:0], schema=pq.read_schema(out / "dpo.parquet")), out / "empty.parquet")

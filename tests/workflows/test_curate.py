@@ -63,6 +63,26 @@ def test_export_writes_trl_keys_with_provenance(tmp_path):
                                   {"role": "assistant", "content": "big answers q1"}]
     dpo = pq.read_table(tmp_path / "out/dpo.parquet").to_pylist()
     assert {"prompt", "chosen", "rejected", "battle_id"} <= set(dpo[0]) and dpo[0]["battle_id"] == "q1-big-target"
+    assert dpo[0]["prompt"] == [{"role": "user", "content": "prompt q1"}]
+    assert dpo[0]["chosen"] == [{"role": "assistant", "content": "big answers q1"}]
+
+
+def test_curated_files_are_what_trl_reads_as_conversations(tmp_path, smollm2_dir):
+    """TRL's own dataset checks on the written files, with a chat model's tokenizer: each row is conversational
+    and TRL's chat-template step turns it into the model's chat format."""
+    from transformers import AutoTokenizer
+    from trl.data_utils import is_conversational, maybe_apply_chat_template
+
+    export(make_run(tmp_path / "run"), "target", tmp_path / "out", Thresholds())
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    for name in ("sft", "dpo", "rm"):
+        for row in pq.read_table(tmp_path / "out" / f"{name}.parquet").to_pylist():
+            assert is_conversational(row), name
+            applied = maybe_apply_chat_template(row, tokenizer)
+            key = "text" if name == "sft" else "prompt"
+            assert "<|im_start|>user" in applied[key] and "prompt q" in applied[key], (name, applied)
+            if name != "sft":
+                assert applied["chosen"].startswith(row["chosen"][0]["content"]) and "<|im_end|>" in applied["chosen"]
 
 
 def test_export_bad_inputs(tmp_path):

@@ -28,6 +28,7 @@ from arena_ray.records.tables import write_atomic
 from arena_ray.serving.cluster import ray_session
 from arena_ray.serving.deployments import stage_serving
 from arena_ray.settings import Config, dump
+from arena_ray.train.formats import MESSAGES, preference_messages
 from arena_ray.train.registry import Registry, version
 from arena_ray.workflows.arena import run_arena
 from arena_ray.workflows.kit import arena_config, once, record_answers, train_version
@@ -104,7 +105,8 @@ def self_judge(config: Config, it: Path, registry: Registry, name: str, prompts,
         scored = judge.scored_samples(prompts, samples, scores)
         quality = agreement(human, judge.human_scores(human, out / "human.jsonl")) if human else None
     outcome = select_pairs(scored, sr.min_gap)
-    table = pa.Table.from_pylist([p.__dict__ for p in outcome.pairs], schema=PAIR_SCHEMA)
+    table = pa.Table.from_pylist([{**p.__dict__, **preference_messages(p.prompt, p.chosen, p.rejected)}
+                                  for p in outcome.pairs], schema=PAIR_SCHEMA)
     write_atomic(table, out / "dpo.parquet")
     report = {**outcome.report(scored), "judge_agreement": quality, "pairs_file": str(out / "dpo.parquet")}
     if not outcome.pairs:
@@ -113,8 +115,9 @@ def self_judge(config: Config, it: Path, registry: Registry, name: str, prompts,
     return report
 
 
-PAIR_SCHEMA = pa.schema([("instruction_id", pa.string()), ("prompt", pa.string()), ("chosen", pa.string()),
-                         ("rejected", pa.string()), ("chosen_score", pa.float64()), ("rejected_score", pa.float64())])
+# dpo.parquet: TRL's conversational preference columns, the prompt's id and both answers' self-judged scores.
+PAIR_SCHEMA = pa.schema([("instruction_id", pa.string()), ("prompt", MESSAGES), ("chosen", MESSAGES),
+                         ("rejected", MESSAGES), ("chosen_score", pa.float64()), ("rejected_score", pa.float64())])
 
 
 def answers_path(it: Path) -> Path:
