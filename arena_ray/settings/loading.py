@@ -7,6 +7,7 @@ Values are YAML scalars or flow collections: `flywheel.stages=[sft,dpo]`, `instr
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TypeVar
 
@@ -153,5 +154,29 @@ def load(path: str | Path, overrides: list[str] | None = None, schema: type[M] =
     return from_dict(apply_overrides(data, overrides or []), source=str(path), schema=schema)
 
 
+REDACTED = "<redacted>"
+# Strings shaped like credentials (OpenAI/Anthropic `sk-…`, Hugging Face `hf_…`, bearer tokens, GitHub `ghp_…`).
+_SECRET = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|Bearer\s+\S{8,})")
+
+
+_SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASS|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+def redacted(value, key: str = ""):
+    """The config as it may be stored: `env` values whose variable is named like a secret (HF_TOKEN,
+    WANDB_API_KEY, …) and every string shaped like a credential replaced by <redacted>; the rest (e.g.
+    VLLM_CPU_KVCACHE_SPACE) stays, so the record still says how the run was set up."""
+    if isinstance(value, dict):
+        if key == "env":
+            return {k: REDACTED if _SECRET_NAME.search(k) else redacted(v) for k, v in value.items()}
+        return {k: redacted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    if isinstance(value, str) and _SECRET.search(value):
+        return _SECRET.sub(REDACTED, value)
+    return value
+
+
 def dump(config: BaseModel) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The resolved config for a run directory's config.yaml, secrets redacted (see `redacted`)."""
+    return yaml.safe_dump(redacted(config.model_dump(mode="json")), sort_keys=False)

@@ -1,11 +1,17 @@
 """A served model: its engine (vllm, openai, replay), how it is prompted and sampled, and its resources."""
 from __future__ import annotations
 
+import re
 from typing import Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from arena_ray.settings.base import Strict
+
+# Variables that never hold an API key: refused as api_key_env.
+SYSTEM_VARIABLES = frozenset({"HOME", "PATH", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "LANG", "TERM", "HOSTNAME",
+                              "TMPDIR", "TZ", "PYTHONPATH", "PYTHONHOME", "LD_LIBRARY_PATH", "LD_PRELOAD",
+                              "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES", "RAY_ADDRESS"})
 
 PACKAGED_MODELS_DIR = ".models"
 """Where `arena-ray models prepare` writes the PyPI-packaged models (and where configs/ expect them)."""
@@ -35,6 +41,16 @@ class OpenAIConfig(Strict):
     """The OpenAI-compatible endpoint."""
     api_key_env: str = "OPENAI_API_KEY"
     """Name of the environment variable that holds the key: keys never live in configs or run dirs."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_variable(cls, name: str) -> str:
+        # A typo here would send another variable's value (a home directory, a path) as a bearer token.
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"'{name}' is not an environment variable name")
+        if name.upper() in SYSTEM_VARIABLES:
+            raise ValueError(f"'{name}' is a system variable, not an API key's; name the variable that holds the key")
+        return name
     model: str = ""
     """Model name the endpoint serves."""
     connect_timeout_s: float = Field(10.0, gt=0)

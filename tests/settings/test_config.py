@@ -177,3 +177,28 @@ def test_sections_a_workflow_does_not_use_can_be_left_out():
     data["ppo"]["reward"] = {"source": "judge"}
     with pytest.raises(ConfigError, match="needs a 'judge' section"):
         from_dict(data)
+
+
+def test_stored_configs_carry_no_secrets():
+    c = cfg.load(ROOT / "configs/local.yaml", ["models.smollm2.env.HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz",
+                                                "models.smollm2.env.WANDB_API_KEY=short",
+                                                "models.smollm2.env.MY_URL=https://x/?t=sk-0123456789abcdefghij",
+                                                "models.gpt-4-0314.path=/keys/sk-proj-0123456789abcdefghij.jsonl"])
+    stored = cfg.dump(c)
+    assert "hf_abcdef" not in stored and "sk-proj-0123" not in stored and "short" not in stored
+    env = yaml.safe_load(stored)["models"]["smollm2"]["env"]
+    assert env["HF_TOKEN"] == env["WANDB_API_KEY"] == "<redacted>" and env["MY_URL"] == "https://x/?t=<redacted>"
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == c.models["smollm2"].env["VLLM_CPU_KVCACHE_SPACE"]  # not a secret: kept
+    data = yaml.safe_load(stored)
+    assert data["models"]["gpt-4-0314"]["path"] == "/keys/<redacted>.jsonl"
+    assert data["judge"] == yaml.safe_load(cfg.dump(cfg.load(ROOT / "configs/local.yaml")))["judge"]
+
+
+@pytest.mark.parametrize("name, needle", [("HOME", "system variable"), ("path", "system variable"),
+                                          ("MY KEY", "not an environment variable name"),
+                                          ("$OPENAI_API_KEY", "not an environment variable name")])
+def test_api_key_env_must_name_a_key_variable(name, needle):
+    data = yaml.safe_load((ROOT / "configs/local.yaml").read_text())
+    data["models"]["ext"] = {"engine": "openai", "openai": {"model": "m", "api_key_env": name}}
+    with pytest.raises(ConfigError, match=rf"models\.ext\.openai\.api_key_env.*{needle}"):
+        from_dict(data)
