@@ -25,6 +25,17 @@ def default(section, field: str):
     return section.model_fields[field].default
 
 
+def checked(section, field: str, value, flag: str):
+    """A command-line value held to its settings field's rules (range, finite), named by its flag."""
+    from pydantic import ValidationError
+
+    try:
+        section.model_validate({field: value})
+    except ValidationError as err:
+        raise ConfigError(f"{flag} {value}: {err.errors()[0]['msg']}") from None
+    return value
+
+
 def _arena(args) -> int:
     from arena_ray.workflows.arena import run_arena
 
@@ -100,7 +111,9 @@ def _curate(args) -> int:
     from arena_ray.data.curate import Thresholds
     from arena_ray.workflows.curate import export
 
-    report = export(args.run, args.target, args.out, Thresholds(args.sft_gap, args.dpo_gap, args.rm_gap))
+    gaps = [checked(ThresholdsConfig, g, getattr(args, g), f"--{g.replace('_', '-')}")
+            for g in ("sft_gap", "dpo_gap", "rm_gap")]
+    report = export(args.run, args.target, args.out, Thresholds(*gaps))
     print(json.dumps({k: v for k, v in report.items() if k != "by_threshold"}, indent=2))
     print("gap  sft  dpo  rm")
     for row in report["by_threshold"]:
@@ -112,6 +125,8 @@ def _rate(args) -> int:
     from arena_ray.rating.bradley_terry import parse_anchor
     from arena_ray.workflows.rate import rate
 
+    checked(RatingConfig, "bootstrap_rounds", args.bootstrap, "--bootstrap")
+    checked(RatingConfig, "seed", args.seed, "--seed")
     rate(args.battles, args.out, bootstrap_rounds=args.bootstrap, seed=args.seed,
          anchor=parse_anchor(args.anchor) if args.anchor else None, style_control=args.style_control,
          by=args.by or ())

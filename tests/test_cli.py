@@ -100,3 +100,12 @@ def test_judge_eval_refuses_bad_pairs_before_serving(tmp_path, config_file, caps
                        capsys)
     assert got == code and message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_dir_that_is_a_file_is_refused_before_anything_starts(tmp_path, config_file, capsys):
+    data = base(tmp_path)
+    (tmp_path / "taken").write_text("keep")
+    data["run_dir"] = str(tmp_path / "taken")
+    code, err = run_cli(["arena", "--config", config_file(data)], capsys)
+    assert code == 2 and "run_dir" in err and "is a file, not a directory" in err and "Traceback" not in err
+    assert (tmp_path / "taken").read_text() == "keep"

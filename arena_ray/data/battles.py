@@ -2,6 +2,7 @@
 GPT-4/GPT-3.5 review files (1-10 score per answer). Bad records raise InputError naming file and line."""
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -9,6 +10,9 @@ from typing import Mapping, Optional, Sequence
 from arena_ray.data.ingest import iter_jsonl, json_records
 from arena_ray.errors import InputError
 from arena_ray.records import Battle, Instruction
+from arena_ray.settings.names import name_problem
+
+log = logging.getLogger(__name__)
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 
@@ -54,14 +58,29 @@ def _row(record: object, where: str) -> BattleRow:
             raise InputError(f"{where}: field '{name}' missing or not a string")
     if record["winner"] not in WINNERS:
         raise InputError(f"{where}: unknown winner label '{record['winner']}' (expected one of {list(WINNERS)})")
+    model_a, model_b = (_model_name(record[k], where, k) for k in ("model_a", "model_b"))
     text_a, tok_a = _last_assistant(record.get("conversation_a"))
     text_b, tok_b = _last_assistant(record.get("conversation_b"))
+    for side, text, tokens in (("conversation_a", text_a, tok_a), ("conversation_b", text_b, tok_b)):
+        if text is not None and not isinstance(text, str):
+            raise InputError(f"{where}: field '{side}': an assistant turn's content is not a string")
+        if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0):
+            raise InputError(f"{where}: field '{side}': num_tokens must be a count, got {tokens!r}")
     scalars = tuple((k, v) for k, v in record.items() if isinstance(v, (str, int, float, bool)) and k not in _CORE)
-    return BattleRow(record["model_a"], record["model_b"], record["winner"], str(record.get("question_id", "")),
+    return BattleRow(model_a, model_b, record["winner"], str(record.get("question_id", "")),
                      text_a, text_b, tok_a, tok_b, _first_user(record.get("conversation_a")), scalars)
 
 
 _CORE = {"model_a", "model_b", "winner", "question_id"}
+
+
+def _model_name(name: str, where: str, field: str) -> str:
+    """The name without surrounding whitespace (the documented treatment: " a" and "a " are model "a", and
+    read_jsonl warns how many were stripped); other bad names are errors."""
+    problem = name_problem(name.strip())
+    if problem:
+        raise InputError(f"{where}: field '{field}': the model name {name[:40]!r} {problem}")
+    return name.strip()
 
 
 def _first_user(conversation) -> Optional[str]:
@@ -90,13 +109,17 @@ def fastchat_record(battle: Battle, instruction: Optional[Instruction],
 
 def read_jsonl(path: Path) -> BattleFile:
     """Battles from FastChat's JSON lines or JSON array files, gzipped or not (and our battles.jsonl)."""
-    rows, dropped = [], 0
+    rows, dropped, stripped = [], 0, 0
     for where, record in json_records(path, "battle records"):
         row = _row(record, where)
+        stripped += (row.model_a != record["model_a"]) + (row.model_b != record["model_b"])
         if row.model_a == row.model_b:
             dropped += 1  # documented treatment: a self-battle says nothing about ratings
             continue
         rows.append(row)
+    if stripped:
+        log.warning("%s: %d model names had surrounding whitespace, stripped (\" a\" and \"a \" are \"a\")", path,
+                    stripped)
     return BattleFile(rows, dropped, str(path))
 
 
@@ -148,11 +171,36 @@ def read_battles(path: str | Path) -> BattleFile:
 
 def _answer_models(answers_dir: Path) -> dict[str, tuple[str, str]]:
     """answer_id → (model name, text), model names from model_id (e.g. 'vicuna-13b:20230322-clean-lang')."""
-    out = {}
-    for path in sorted(answers_dir.glob("answer_*.jsonl")):
-        for _, rec in iter_jsonl(path):
-            out[rec["answer_id"]] = (rec["model_id"].replace(":", "-"), rec.get("text", ""))
+    files = sorted(answers_dir.glob("answer_*.jsonl")) if answers_dir.is_dir() else []
+    if not files:
+        raise InputError(f"{answers_dir}: no answer_*.jsonl files (the --answers folder of the reviews' answers)")
+    out, where_of = {}, {}
+    for path in files:
+        for where, rec in iter_jsonl(path):
+            if not isinstance(rec, dict):
+                raise InputError(f"{where}: expected a JSON object")
+            for name in ("answer_id", "model_id"):
+                if not isinstance(rec.get(name), str) or not rec[name].strip():
+                    raise InputError(f"{where}: field '{name}' missing or not a string")
+            if rec["answer_id"] in out:
+                raise InputError(f"{where}: answer_id '{rec['answer_id']}' already given at {where_of[rec['answer_id']]}")
+            text = rec.get("text", "")
+            out[rec["answer_id"]] = (rec["model_id"].replace(":", "-"), text if isinstance(text, str) else "")
+            where_of[rec["answer_id"]] = where
     return out
+
+
+REVIEW_SCORES = (-1.0, 10.0)  # FastChat's 1-10 review scale; -1: a review it could not parse
+
+
+def _review_scores(rec: dict, where: str) -> tuple[float, float]:
+    score = rec.get("score")
+    ok = (isinstance(score, list) and len(score) == 2
+          and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in score))
+    if not ok or not all(REVIEW_SCORES[0] <= s <= REVIEW_SCORES[1] for s in score):  # NaN fails the range too
+        raise InputError(f"{where}: field 'score' must be two numbers from {REVIEW_SCORES[0]:g} to "
+                         f"{REVIEW_SCORES[1]:g}, got {score!r}")
+    return float(score[0]), float(score[1])
 
 
 def import_vicuna_reviews(reviews_dir: str | Path, answers_dir: str | Path) -> BattleFile:
@@ -162,13 +210,13 @@ def import_vicuna_reviews(reviews_dir: str | Path, answers_dir: str | Path) -> B
     rows, dropped = [], 0
     for path in sorted(reviews_dir.rglob("*.jsonl")):
         for where, rec in iter_jsonl(path):
-            try:
-                (model_a, text_a), (model_b, text_b) = answers[rec["answer1_id"]], answers[rec["answer2_id"]]
-                s1, s2 = (float(s) for s in rec["score"])
-            except KeyError as err:
-                raise InputError(f"{where}: answer id {err} not found in {answers_dir}") from None
-            except (TypeError, ValueError):
-                raise InputError(f"{where}: field 'score' must be two numbers") from None
+            if not isinstance(rec, dict):
+                raise InputError(f"{where}: expected a JSON object")
+            for key in ("answer1_id", "answer2_id"):
+                if rec.get(key) not in answers:
+                    raise InputError(f"{where}: field '{key}' ({rec.get(key)!r}) names no answer in {answers_dir}")
+            (model_a, text_a), (model_b, text_b) = answers[rec["answer1_id"]], answers[rec["answer2_id"]]
+            s1, s2 = _review_scores(rec, where)
             if model_a == model_b:
                 dropped += 1
                 continue

@@ -32,6 +32,18 @@ def read_text(path: Path) -> str:
         raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
 
 
+def read_json(path: Path, expected: type = dict):
+    """A JSON file's content, checked to be an object (or `expected`); an InputError naming the file otherwise."""
+    try:
+        value = json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
+    if not isinstance(value, expected):
+        raise InputError(f"{path}: expected a JSON {'object' if expected is dict else expected.__name__}, "
+                         f"found {type(value).__name__}")
+    return value
+
+
 def iter_jsonl(path: Path, text: Optional[str] = None) -> Iterator[tuple[str, object]]:
     """(`file:line`, record) for every non-blank line; a malformed line raises InputError naming it."""
     for lineno, line in enumerate((read_text(path) if text is None else text).splitlines(), 1):
@@ -117,6 +129,26 @@ def _text(value: object, where: str, name: str) -> str:
     return value
 
 
+def _id(value: object, where: str, name: str) -> str:
+    """A record id: a non-empty string or an integer (null, true or 1.5 would become 'None', 'True', '1.5')."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and not value.strip()):
+        raise InputError(f"{where}: field '{name}' must be a non-empty string or an integer, got {value!r}")
+    return str(value)
+
+
+def _optional_id(record: dict, name: str, where: str, fallback: str) -> str:
+    return fallback if record.get(name) is None else _id(record[name], where, name)
+
+
+def _extra(value: object, where: str, name: str) -> str:
+    """An optional second part of an instruction (Alpaca/self-instruct `input`): a string or nothing."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field '{name}' must be a string, got {type(value).__name__}")
+    return value
+
+
 def _turns(value, where: str, name: str) -> tuple[str, ...]:
     """A non-empty list of non-empty strings (MT-bench turns and reference answers)."""
     if not isinstance(value, list) or not value:
@@ -138,36 +170,36 @@ def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction
         raise InputError(f"{where}: expected a JSON object")
     if fmt == "arena_ray":
         text = _text(_field(record, "text", where), where, "text")
-        return Instruction(str(record["instruction_id"]), text, str(record["source"]), str(record.get("category") or ""))
+        return Instruction(_id(record["instruction_id"], where, "instruction_id"), text, str(record["source"]),
+                           str(record.get("category") or ""))
     if fmt == "arena_hard":
         text = _text(_field(record, "prompt", where), where, "prompt")
-        return Instruction(str(_field(record, "uid", where)), text, source, str(record.get("cluster", "")))
+        return Instruction(_id(_field(record, "uid", where), where, "uid"), text, source, str(record.get("cluster", "")))
     if fmt == "fastchat":
         turns = _turns(_field(record, "turns", where), where, "turns")
         references = _references(record.get("reference"), where)
         if len(references) > len(turns):
             raise InputError(f"{where}: field 'reference' has {len(references)} answers for {len(turns)} turns")
-        return Instruction(str(_field(record, "question_id", where)), turns[0], source,
+        return Instruction(_id(_field(record, "question_id", where), where, "question_id"), turns[0], source,
                            str(record.get("category", "")), turns[1:], references)
     if fmt == "sharegpt":
         return _sharegpt(record, where, source)
     if fmt == "self_instruct":
         text = _text(_field(record, "instruction", where), where, "instruction")
         instances = record.get("instances") or [{}]
-        extra = instances[0].get("input", "") if isinstance(instances[0], dict) else ""
-        full = f"{text}\n\n{extra}" if extra and extra.strip() else text
-        rid = record.get("id")
-        return Instruction(str(rid) if rid is not None else _text_id(full), full, source)
+        extra = _extra(instances[0].get("input"), where, "instances[0].input") if isinstance(instances[0], dict) else ""
+        full = f"{text}\n\n{extra}" if extra.strip() else text
+        return Instruction(_optional_id(record, "id", where, _text_id(full)), full, source)
     if fmt == "alpaca":
         text = _text(_field(record, "instruction", where), where, "instruction")
-        extra = record.get("input") or ""
+        extra = _extra(record.get("input"), where, "input")
         full = f"{text}\n\n{extra}" if extra.strip() else text
         return Instruction(_text_id(full), full, source)
     for name in ("instruction", "prompt", "text", "question"):
         if name in record:
             text = _text(record[name], where, name)
-            rid = record.get("id", record.get("instruction_id"))
-            return Instruction(str(rid) if rid is not None else _text_id(text), text, source)
+            key = "id" if record.get("id") is not None else "instruction_id"
+            return Instruction(_optional_id(record, key, where, _text_id(text)), text, source)
     raise InputError(f"{where}: no instruction field (expected one of instruction, prompt, text, question)")
 
 
@@ -179,8 +211,7 @@ def _sharegpt(record: dict, where: str, source: str) -> Instruction:
     for k, turn in enumerate(turns):
         if isinstance(turn, dict) and turn.get("from") in ("human", "user"):
             text = _text(turn.get("value"), where, f"conversations[{k}].value")
-            rid = record.get("id")
-            return Instruction(str(rid) if rid is not None else _text_id(text), text, source)
+            return Instruction(_optional_id(record, "id", where, _text_id(text)), text, source)
     raise InputError(f"{where}: field 'conversations' has no human turn")
 
 

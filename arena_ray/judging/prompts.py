@@ -136,13 +136,25 @@ def available(kind: str = "pairwise") -> list[str]:
     return sorted(p.stem for p in TEMPLATE_DIR.glob("*.yaml") if yaml.safe_load(p.read_text()).get("kind") == kind)
 
 
+# Template fields that hold text (a list or a number there would fail deep inside prompt building).
+_TEXT_FIELDS = ("kind", "system", "user", "output_regex", "score_line", "reference_block", "reference_note")
+
+
 def _read(name_or_path: str, kind: str) -> tuple[Path, dict]:
     path = Path(name_or_path)
     if not path.suffix:
         path = TEMPLATE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ConfigError(f"{kind} prompt '{name_or_path}' not found (shipped: {', '.join(available(kind))})")
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not a readable YAML template ({type(err).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a template is a YAML mapping (version, user, output_regex, …)")
+    wrong = [k for k, v in data.items() if k in _TEXT_FIELDS and not isinstance(v, str)]
+    if wrong:
+        raise ConfigError(f"{path}: field(s) {wrong} must be text")
     if data.get("kind", kind) != kind:
         raise ConfigError(f"{path}: a '{data.get('kind')}' template, not '{kind}'")
     return path, data

@@ -234,14 +234,17 @@ def to_elo(theta: np.ndarray, scale: float, base: float) -> np.ndarray:
     return base + scale * theta / math.log(10)
 
 
+ANCHOR_LIMIT = 1e6  # beyond it float64 ratings lose the precision that separates models
+
+
 def parse_anchor(text: str) -> tuple[str, float]:
     name, _, value = text.rpartition(":")
     try:
         rating = float(value)
     except ValueError:
         raise ConfigError(f"--anchor '{text}' is not MODEL:RATING") from None
-    if not name or not math.isfinite(rating):
-        raise ConfigError(f"--anchor '{text}': needs a model name and a finite rating")
+    if not name or not math.isfinite(rating) or abs(rating) > ANCHOR_LIMIT:
+        raise ConfigError(f"--anchor '{text}': needs a model name and a finite rating within ±{ANCHOR_LIMIT:g}")
     return name, rating
 
 

@@ -119,9 +119,10 @@ class JudgeConfig(Strict):
 
 
 class RatingConfig(Strict):
-    bootstrap_rounds: int = Field(100, ge=0)
-    """Bootstrap resamples of the battles for the 95% intervals; 0: no intervals."""
-    seed: int = 0
+    bootstrap_rounds: int = Field(100, ge=0, le=100_000)
+    """Bootstrap resamples of the battles for the 95% intervals; 0: no intervals (FastChat and arena-hard use
+    100-1000; the cap keeps a typo from asking for terabytes)."""
+    seed: int = Field(0, ge=0)
     """Seed of the bootstrap."""
     scale: float = Field(400.0, gt=0)
     """Rating points per factor 10 in the odds of winning."""

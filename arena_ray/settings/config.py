@@ -14,6 +14,7 @@ from arena_ray.settings.cluster import RayConfig, ServeConfig
 from arena_ray.settings.data import InstructionsConfig
 from arena_ray.settings.flywheel import FlywheelConfig
 from arena_ray.settings.models import ModelConfig
+from arena_ray.settings.names import name_problem
 from arena_ray.settings.ppo import PPOConfig
 from arena_ray.settings.selfreward import SelfRewardConfig
 
@@ -42,6 +43,14 @@ class Config(Strict):
     """`arena-ray self-reward`."""
     ppo: Optional[PPOConfig] = None
     """`arena-ray ppo`."""
+
+    @model_validator(mode="after")
+    def _model_names(self) -> "Config":
+        for name in self.models:
+            problem = name_problem(name, in_config=True)
+            if problem:
+                raise ValueError(f"models: the name {name!r} {problem}")
+        return self
 
     @model_validator(mode="after")
     def _names_resolve(self) -> "Config":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from arena_ray.settings.base import Strict
 from arena_ray.settings.cluster import RayConfig
@@ -58,6 +58,12 @@ class CleanConfig(Strict):
     """Test/benchmark instruction files no training instruction may overlap (any supported format)."""
     contamination_ngram: int = Field(8, ge=1)
     """Word n-gram length of the contamination check."""
+
+    @model_validator(mode="after")
+    def _length_window(self) -> "CleanConfig":
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) is above max_chars ({self.max_chars}): nothing would be kept")
+        return self
     contamination_threshold: float = Field(0.5, gt=0, le=1)
     """Share of a record's n-grams found in a protected file that makes it contaminated."""
 

@@ -25,6 +25,7 @@ from arena_ray.data.ingest import load_instructions
 from arena_ray.errors import ConfigError
 from arena_ray.judging.prompts import PairwiseTemplate, load_template
 from arena_ray.records import Instruction, Progress, Rating
+from arena_ray.records.outputs import output_dir
 from arena_ray.serving import preflight
 from arena_ray.serving.client import ServeModelClient
 from arena_ray.serving.cluster import ray_session
@@ -47,7 +48,7 @@ def check_run_dir(config: Config) -> tuple[Path, dict]:
     """The run dir's identity (run.json) against this config's: a resumed run must have the same judge and the
     same settings for every model it already battled; models may be added (only their battles run) or left
     out. A mismatch is an error naming the field. Returns the identity to record once setup succeeded."""
-    run_dir = Path(config.run_dir)
+    run_dir = output_dir(config.run_dir, name="run_dir")
     meta_path = run_dir / "run.json"
     now = config.run_identity()
     if not meta_path.exists():

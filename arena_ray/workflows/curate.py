@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +16,7 @@ from arena_ray.data.curate import Thresholds, counts_by_threshold, curate
 from arena_ray.data.ingest import iter_jsonl
 from arena_ray.errors import InputError
 from arena_ray.records import Battle
+from arena_ray.records.outputs import output_dir
 from arena_ray.records.tables import write_atomic
 from arena_ray.train.formats import MESSAGES, preference_messages
 
@@ -23,12 +25,12 @@ log = logging.getLogger(__name__)
 
 def load_run(run_dir: Path) -> tuple[list[Battle], dict[str, str], dict[tuple[str, str], str]]:
     path = run_dir / "battles.jsonl"
-    rows = [record for _, record in iter_jsonl(path)] if path.exists() else []
+    rows = list(iter_jsonl(path)) if path.exists() else []
     if not rows:
         raise InputError(f"{run_dir}: no battles (battles.jsonl missing or empty)")
     read_jsonl(path)  # validates every record (winner labels, model fields), naming the line of a bad one
-    battles = [Battle(**{k: r[k] for k in Battle.__dataclass_fields__ if k in r}) for r in rows]
     instructions = load_instructions_of(run_dir)
+    battles = [_battle(r, where, instructions) for where, r in rows]
     # Multi-turn battles rate the models but make no training data here: an SFT or DPO record would need the
     # winner's whole conversation, not its last answer after the first question.
     multi = [b for b in battles if b.question_id in instructions and instructions[b.question_id].turns]
@@ -40,8 +42,19 @@ def load_run(run_dir: Path) -> tuple[list[Battle], dict[str, str], dict[tuple[st
     return [b for b in battles if b not in multi], prompts, answers
 
 
+def _battle(record: dict, where: str, instructions: dict) -> Battle:
+    """A battles.jsonl record with the fields curation reads checked: finite scores, a known instruction."""
+    for key in ("score_a", "score_b"):
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(f"{where}: field '{key}' must be a finite number, got {value!r}")
+    if record.get("question_id") not in instructions:
+        raise InputError(f"{where}: field 'question_id' {record.get('question_id')!r} is not in instructions.parquet")
+    return Battle(**{k: record[k] for k in Battle.__dataclass_fields__ if k in record})
+
+
 def export(run_dir: str | Path, target: str, out_dir: str | Path, thresholds: Thresholds) -> dict:
-    run_dir, out = Path(run_dir), Path(out_dir)
+    run_dir, out = Path(run_dir), output_dir(out_dir, [run_dir])
     battles, prompts, answers = load_run(run_dir)
     models = {m for b in battles for m in (b.model_a, b.model_b)}
     if target not in models:

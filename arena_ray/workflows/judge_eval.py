@@ -12,6 +12,7 @@ from arena_ray.data.preferences import load_card_pairs
 from arena_ray.errors import ConfigError
 from arena_ray.judging.card import to_markdown
 from arena_ray.judging.prompts import load_template
+from arena_ray.records.outputs import output_dir
 from arena_ray.serving.client import ServeModelClient
 from arena_ray.serving.cluster import ray_session
 from arena_ray.serving.deployments import served
@@ -25,6 +26,7 @@ def run_judge_eval(config: Config, data: Sequence[str], out: str, limit: int | N
         raise ConfigError("this config has no 'judge' section (see configs/local.yaml)")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
+    output_dir(out, data)
     load_card_pairs(data, limit)  # bad files fail here, before anything is served
     template = load_template(config.judge.prompt)
     js = judge_settings(config, template)

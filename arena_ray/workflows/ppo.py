@@ -20,6 +20,7 @@ from pathlib import Path
 from arena_ray.data.ingest import load_instructions
 from arena_ray.errors import ConfigError, InputError
 from arena_ray.records import ChatMessage, GenerationRequest, Instruction, SamplingSpec
+from arena_ray.records.outputs import output_dir
 from arena_ray.records.rl import Rollout
 from arena_ray.serving.batch import BatchItem, read_lines, run_batch
 from arena_ray.serving.client import ServeModelClient
@@ -41,7 +42,7 @@ def run_ppo(config: Config, show_progress: bool = True) -> dict:
         from arena_ray.workflows.openrlhf import hand_off
 
         return hand_off(config, show_progress)
-    root = Path(ppo.dir)
+    root = output_dir(ppo.dir, name="ppo.dir")
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(dump(config))
     prompts = load_instructions(ppo.prompts.path, ppo.prompts.format, ppo.prompts.offset, ppo.prompts.limit)

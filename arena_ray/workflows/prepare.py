@@ -24,6 +24,7 @@ from arena_ray.data import clean
 from arena_ray.data.ingest import claim_id, iter_instructions, load_instructions
 from arena_ray.errors import InputError
 from arena_ray.records import Instruction, to_table
+from arena_ray.records.outputs import output_dir
 from arena_ray.records.tables import write_atomic
 from arena_ray.settings.data import DataJob, SourceConfig
 
@@ -121,7 +122,7 @@ def run_data(job: DataJob) -> dict:
     from arena_ray.serving.cluster import ray_session
 
     # --- setup
-    out = Path(job.out_dir)
+    out = output_dir(job.out_dir, [s.path for s in job.sources], name="out_dir")
     out.mkdir(parents=True, exist_ok=True)
     instructions, where_of = ingest(job.sources)
     write_atomic(pa.Table.from_pylist([{**i.__dict__, "locator": where_of[i.instruction_id]} for i in instructions],

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from arena_ray.data.battles import BattleFile, import_vicuna_reviews, read_battles
+from arena_ray.data.ingest import read_json
 from arena_ray.data.leaderboards import load_board, rename
 from arena_ray.errors import InputError
 from arena_ray.judging.card import board_lines
@@ -19,6 +20,7 @@ from arena_ray.rating.graph import components
 from arena_ray.rating.matrix import observed_win_rates, predicted_win_rates
 from arena_ray.rating.style import StyledBattle, fit_style_controlled, style_features
 from arena_ray.records import Rating
+from arena_ray.records.outputs import output_dir, output_file
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,8 @@ def rate_file(bf: BattleFile, out_dir: Path, *, bootstrap_rounds: int = 100, see
 
 
 def rate(battles: str, out_dir: str, **kwargs) -> list[Rating]:
-    return rate_file(read_battles(battles), Path(out_dir), judge=run_judge(Path(battles)), **kwargs)
+    out = output_dir(out_dir, [battles])
+    return rate_file(read_battles(battles), out, judge=run_judge(Path(battles)), **kwargs)
 
 
 def run_judge(path: Path) -> Optional[dict]:
@@ -80,10 +83,7 @@ def run_judge(path: Path) -> Optional[dict]:
     board = path / "leaderboard.json"
     if not path.is_dir() or not board.exists():
         return None
-    try:
-        return json.loads(board.read_text()).get("judge")
-    except json.JSONDecodeError:
-        raise InputError(f"{board}: not valid JSON") from None
+    return read_json(board).get("judge")
 
 
 def _rounded(matrix) -> list[list[Optional[float]]]:
@@ -92,6 +92,7 @@ def _rounded(matrix) -> list[list[Optional[float]]]:
 
 def import_reviews(reviews: str, answers: str, out: str) -> tuple[int, int]:
     """Vicuna-bench reviews → a FastChat battles file; returns (battles written, self-battles dropped)."""
+    output_file(out, [reviews, answers])
     result = import_vicuna_reviews(reviews, answers)
     with open(out, "w") as fh:
         for b in result.battles:
@@ -102,6 +103,8 @@ def import_reviews(reviews: str, answers: str, out: str) -> tuple[int, int]:
 
 
 def consistency(ours: str, reference: str, names: Optional[str], out: Optional[str]) -> dict:
+    if out:
+        output_file(out, [ours, reference, names])
     result = compare(rename(load_board(ours), names), load_board(reference))
     if out:
         with open(out, "w") as fh:

@@ -29,6 +29,7 @@ from arena_ray.data.testsets import (
 )
 from arena_ray.judging.parse import weighted_score
 from arena_ray.records import GenerationRequest, Instruction, SamplingSpec
+from arena_ray.records.outputs import output_dir
 from arena_ray.records.tables import read_table, write_atomic
 from arena_ray.serving.retry import RetryPolicy, request
 from arena_ray.settings.testset import TestsetJob
@@ -143,7 +144,7 @@ def rate_difficulty(job: TestsetJob, candidates: list[Instruction], out: Path, s
 def run_testset(job: TestsetJob, show_progress: bool = True, embedder=None) -> dict:
     from arena_ray.data.embed import Embedder
 
-    out = Path(job.out_dir)
+    out = output_dir(job.out_dir, job.sources, name="out_dir")
     out.mkdir(parents=True, exist_ok=True)
     instructions = load_sources(job.sources, job.limit_per_source)
     embed = embedder or Embedder(job.embedding_model)

@@ -59,12 +59,12 @@ def fastchat_elo_analysis() -> dict:
 
 
 class NoisyLengthJudge(LengthJudge):
-    """Prefers the longer answer, except in a fixed third of games (by a hash of the prompt): a ranking with
-    finite ratings and no separated model."""
+    """Prefers the longer answer, except in a fixed third of games (by a hash of the request id: battle, order,
+    attempt; the prompt itself carries a random nonce): a ranking with finite ratings and no separated model."""
 
     async def generate(self, request):
         c = await super().generate(request)
-        if int(hashlib.sha256(request.messages[-1].content.encode()).hexdigest(), 16) % 3:
+        if int(hashlib.sha256(request.request_id.encode()).hexdigest(), 16) % 3:
             return c
         s1, s2 = c.text.split("\n")[0].split()
         return Completion(f"{s2} {s1}\nThe other one.", c.prompt_tokens, c.completion_tokens, "stop", 0.0)

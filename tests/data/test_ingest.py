@@ -49,6 +49,11 @@ def test_malformed_line_names_file_and_line(tmp_path):
     ('{"question_id": 1, "turns": []}', "field 'turns' must be a non-empty list"),
     ('{"foo": "bar"}', "no instruction field"),
     ('[1, 2]', "expected a JSON object"),
+    ('{"uid": null, "prompt": "hello"}', "field 'uid' must be a non-empty string or an integer, got None"),
+    ('{"question_id": true, "turns": ["q"]}', "field 'question_id' must be a non-empty string or an integer"),
+    ('{"instruction": "do it", "input": 5}', "field 'input' must be a string, got int"),
+    ('{"instruction": "do it", "instances": [{"input": ["x"]}]}', r"field 'instances\[0\].input' must be a string"),
+    ('{"prompt": "p", "id": 1.5}', "field 'id' must be a non-empty string or an integer"),
 ])
 def test_bad_records_name_the_field(tmp_path, line, needle):
     f = tmp_path / "ins.jsonl"

@@ -73,3 +73,12 @@ def test_every_shipped_score_format_compiles_in_vllms_grammar_engine():
         t = load_template(name)
         assert "root ::=" in str(xgrammar.Grammar.from_regex(t.output_regex)), name
         assert re.fullmatch(t.output_regex, samples[t.score_line]), name
+
+
+@pytest.mark.parametrize("text, needle", [("- a\n- b\n", "a YAML mapping"), ("version: [unclosed\n", "not a readable YAML"),
+                                          ("version: v\nuser: [1]\noutput_regex: x\n", "must be text")])
+def test_template_files_that_are_not_templates(tmp_path, text, needle):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load_template(str(path))

@@ -202,3 +202,30 @@ def test_api_key_env_must_name_a_key_variable(name, needle):
     data["models"]["ext"] = {"engine": "openai", "openai": {"model": "m", "api_key_env": name}}
     with pytest.raises(ConfigError, match=rf"models\.ext\.openai\.api_key_env.*{needle}"):
         from_dict(data)
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("ray.num_cpus=true", "ray.num_cpus: .*a number is expected, not true"),
+    ("models.smollm2.max_tokens=false", "max_tokens: .*a number is expected, not false"),
+    ("rating.seed=-1", "rating.seed: Input should be greater than or equal to 0"),
+    ("rating.bootstrap_rounds=1000000000", "bootstrap_rounds: Input should be less than or equal to 100000"),
+])
+def test_booleans_are_not_numbers_and_counts_are_bounded(override, needle):
+    with pytest.raises(ConfigError, match=needle):
+        cfg.load(ROOT / "configs/local.yaml", [override])
+
+
+@pytest.mark.parametrize("name, needle", [("bad name/x", "path separator"), (" smollm2", "whitespace"),
+                                          ("a\tb", "control character"), ("m" * 200, "characters long")])
+def test_model_names_follow_the_name_rule(name, needle):
+    data = yaml.safe_load((ROOT / "configs/local.yaml").read_text())
+    data["models"][name] = {"engine": "replay", "path": "x.jsonl"}
+    with pytest.raises(ConfigError, match=f"models: the name .* {needle}"):
+        from_dict(data)
+
+
+def test_a_cleaning_window_that_keeps_nothing_is_refused():
+    from arena_ray.settings.data import DataJob
+    with pytest.raises(ConfigError, match="min_chars .* is above max_chars"):
+        from_dict({"out_dir": "x", "sources": [{"path": "a.jsonl"}], "clean": {"min_chars": 500, "max_chars": 10}},
+                  schema=DataJob)

@@ -13,6 +13,7 @@ from pathlib import Path
 from arena_ray.data.battles import BattleRow, read_battles
 from arena_ray.errors import ConfigError
 from arena_ray.rating import bradley_terry
+from arena_ray.records.outputs import output_dir
 from arena_ray.serving.cluster import ray_session
 from arena_ray.serving.deployments import stage_serving
 from arena_ray.settings import Config, dump
@@ -29,7 +30,7 @@ def run_flywheel(config: Config, show_progress: bool = True) -> list[dict]:
     if config.flywheel is None:
         raise ConfigError("this config has no 'flywheel' section (see configs/local.yaml)")
     fw = config.flywheel
-    root = Path(fw.dir)
+    root = output_dir(fw.dir, name="flywheel.dir")
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(dump(config))
     schedule = plan(fw.target, fw.iterations, fw.stages, fw.fresh_shard_per_stage)

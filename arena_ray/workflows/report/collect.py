@@ -9,6 +9,8 @@ from typing import Optional
 
 from arena_ray.arena.ledger import Ledger
 from arena_ray.data.battles import read_battles
+from arena_ray.data.ingest import read_json
+from arena_ray.data.leaderboards import read_board
 from arena_ray.errors import InputError
 from arena_ray.rating.matrix import observed_win_rates
 from arena_ray.records import Judgment
@@ -70,19 +72,19 @@ def judge_stats(judgments: list[Judgment], summary: dict) -> JudgeStats:
 
 
 def arena_view(run_dir: Path, name: str) -> ArenaView:
-    board = json.loads((run_dir / "leaderboard.json").read_text())
+    board = read_board(run_dir / "leaderboard.json")
     leaderboard = [{"model": m, **v} for m, v in board["models"].items()]
     # the file lists models in board order already (rated by rating, separated ones in their place)
     battles = read_battles(str(run_dir)).battles
     names = [r["model"] for r in leaderboard]
     rates = observed_win_rates([b.triple() for b in battles], names)
-    stats = json.loads((run_dir / "stats.json").read_text()) if (run_dir / "stats.json").exists() else {}
+    stats = read_json(run_dir / "stats.json") if (run_dir / "stats.json").exists() else {}
     this_run = stats.get("this_run", {})
     return ArenaView(name, leaderboard, names, [[float(v) for v in row] for row in rates],
                      judge_stats(Ledger(run_dir).judgments(), stats.get("summary", {})),
                      retries=sum(m.get("retries", 0) for m in this_run.get("meters", {}).values()),
                      coordinator_restarts=this_run.get("coordinator_restarts", 0),
-                     categories=json.loads((run_dir / "categories.json").read_text())
+                     categories=read_json(run_dir / "categories.json")
                      if (run_dir / "categories.json").exists() else {},
                      judge_card=board.get("judge") or {})
 
@@ -97,11 +99,18 @@ def training_curves(root: Path) -> dict[str, list[tuple[int, float]]]:
 
 def collect(path: str | Path) -> ReportData:
     root = Path(path)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such directory (an arena run directory or a flywheel dir)")
     if (root / "summary.json").exists() and (root / "registry.jsonl").exists():
-        summary = json.loads((root / "summary.json").read_text())
-        evals = sorted(p for p in (root / "eval").iterdir() if (p / "leaderboard.json").exists())
+        summary = read_json(root / "summary.json")
+        rows = summary.get("iterations")
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise InputError(f"{root / 'summary.json'}: 'iterations' must be a non-empty list of iteration records")
+        evals = sorted(p for p in (root / "eval").glob("*") if (p / "leaderboard.json").exists())
         arenas = [arena_view(p, f"eval of {p.name}") for p in evals]
-        return ReportData(f"Flywheel {root.name}", arenas, FlywheelView(summary["iterations"], training_curves(root)))
+        return ReportData(f"Flywheel {root.name}", arenas, FlywheelView(rows, training_curves(root)))
     if (root / "leaderboard.json").exists():
         return ReportData(f"Arena {root.name}", [arena_view(root, root.name)])
-    raise InputError(f"{root}: neither an arena run (leaderboard.json) nor a flywheel dir (summary.json)")
+    found = [n for n in ("summary.json", "registry.jsonl") if (root / n).exists()]
+    raise InputError(f"{root}: neither an arena run (it has no leaderboard.json) nor a flywheel dir (it needs "
+                     f"summary.json and registry.jsonl{'; found only ' + ', '.join(found) if found else ''})")

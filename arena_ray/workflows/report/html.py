@@ -7,6 +7,7 @@ from typing import Optional
 
 from arena_ray.judging.card import warning
 from arena_ray.rating.leaderboard import rating_text
+from arena_ray.records.outputs import output_file
 from arena_ray.workflows.report import plots
 from arena_ray.workflows.report.collect import ArenaView, ReportData, collect
 
@@ -94,6 +95,6 @@ def render(data: ReportData) -> str:
 
 
 def write_report(run_dir: str | Path, out: Optional[str | Path] = None) -> Path:
-    path = Path(out) if out else Path(run_dir) / "report.html"
+    path = output_file(Path(out) if out else Path(run_dir) / "report.html", [run_dir], own=("report.html",))
     path.write_text(render(collect(run_dir)), encoding="utf-8")
     return path

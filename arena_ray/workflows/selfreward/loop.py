@@ -24,6 +24,7 @@ from arena_ray.judging.prompts import load_rubric_template
 from arena_ray.rating import bradley_terry
 from arena_ray.rating.leaderboard import summary_of
 from arena_ray.rating.matrix import win_rate
+from arena_ray.records.outputs import output_dir
 from arena_ray.records.tables import write_atomic
 from arena_ray.serving.cluster import ray_session
 from arena_ray.serving.deployments import stage_serving
@@ -45,7 +46,7 @@ def run_self_reward(config: Config, show_progress: bool = True) -> list[dict]:
     if config.self_reward is None:
         raise ConfigError("this config has no 'self_reward' section (see configs/self_reward.yaml)")
     sr = config.self_reward
-    root = Path(sr.dir)
+    root = output_dir(sr.dir, name="self_reward.dir")
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(dump(config))
     template = load_rubric_template(sr.judge_prompt)
