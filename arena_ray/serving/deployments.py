@@ -2,8 +2,8 @@
 one way workflows bring models up and take them down.
 
 Python callers use the DeploymentHandle (`generate(GenerationRequest) -> Completion`, typed records); people and
-other tools use HTTP: POST /<model> {"messages": [...], "max_tokens": ...} on the Serve proxy, which binds to
-127.0.0.1 unless configured otherwise.
+other tools use HTTP on the Serve proxy (127.0.0.1 unless configured otherwise): the OpenAI API under
+/<model>/v1 (serving/openai_api.py), or POST /<model> {"messages": [...], "max_tokens": ...}.
 
 Models whose settings are the same (the same ModelConfig and engine) share one application; an application
 already running with the same settings — started earlier in this process, or by an earlier job with
@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional
 from ray import serve
 
 from arena_ray.errors import ServingError
-from arena_ray.records import ChatMessage, Completion, GenerationRequest, SamplingSpec
+from arena_ray.records import Completion, GenerationRequest
+from arena_ray.serving import openai_api
 from arena_ray.serving.engines import build_engine
 from arena_ray.settings.cluster import ServeConfig
 from arena_ray.settings.models import ModelConfig
@@ -76,18 +77,28 @@ class ModelServer:
         if check is not None:
             await check()
 
-    async def __call__(self, http_request) -> dict:
-        body = await http_request.json()
-        messages = tuple(ChatMessage(m["role"], m["content"]) for m in body["messages"])
-        sampling = None
-        if "max_tokens" in body:
-            sampling = SamplingSpec(max_tokens=int(body["max_tokens"]), temperature=float(body.get("temperature", 0)),
-                                    top_p=float(body.get("top_p", 1.0)))
-        completion = await self.generate(GenerationRequest(f"http-{time.time_ns()}", messages, sampling,
-                                                           body.get("instruction_id")))
-        out = asdict(completion)
-        out["model"] = self.name
-        return out
+    async def __call__(self, http_request):
+        """HTTP on the Serve proxy: the OpenAI API under /<model>/v1 (chat/completions, completions, models) for
+        any OpenAI client, and POST /<model> with {"messages": [...]} (this project's own body)."""
+        from starlette.responses import JSONResponse
+
+        path = http_request.url.path.rstrip("/")
+        try:
+            if path.endswith("/v1/models"):
+                return JSONResponse(openai_api.models(self.name))
+            body = await openai_api.read_body(http_request)
+            kind = "chat" if path.endswith("/v1/chat/completions") else "text" if path.endswith("/v1/completions") \
+                else None
+            request = openai_api.generation_request(body, kind)
+            completion = await self.generate(request)
+        except openai_api.BadRequest as err:
+            return JSONResponse(openai_api.error(str(err), err.status), status_code=err.status)
+        except Exception as err:  # an engine's failure, as an OpenAI error body rather than Serve's bare 500
+            log.warning("%s: HTTP request failed: %s", self.name, err)
+            return JSONResponse(openai_api.error(f"{type(err).__name__}: {err}", 500), status_code=500)
+        if kind is None:
+            return {**asdict(completion), "model": self.name}
+        return JSONResponse(openai_api.response(kind, self.name, completion))
 
     def __del__(self):
         shutdown = getattr(getattr(self, "engine", None), "shutdown", None)

@@ -107,3 +107,27 @@ def test_http_endpoint_is_on_loopback(local_ray, tiny_model_dir, tmp_path):
         listeners = {c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN"
                      and c.laddr.port == local_ray.serve_port}
         assert listeners == {"127.0.0.1"}
+
+
+def test_the_openai_client_reaches_a_served_model(local_ray, tiny_model_dir, tmp_path):
+    """The official `openai` client against a deployment on the embedded default: models, chat, completions,
+    and a bad request answered as OpenAI errors are."""
+    import openai
+
+    from arena_ray.data.ingest import load_instructions
+    from tests.helpers import ARENA_HARD
+
+    config = from_dict(tiny_config_dict(tmp_path / "run", tiny_model_dir))
+    first = load_instructions(ARENA_HARD, limit=1)[0]
+    with served({"gpt-4-0314": config.models["gpt-4-0314"]}, config.serve):
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{local_ray.serve_port}/gpt-4-0314/v1", api_key="none")
+        assert [m.id for m in client.models.list()] == ["gpt-4-0314"]
+        chat = client.chat.completions.create(model="gpt-4-0314", messages=[{"role": "user", "content": first.text}],
+                                              extra_body={"instruction_id": first.instruction_id})
+        assert chat.model == "gpt-4-0314" and len(chat.choices[0].message.content) > 100
+        text = client.completions.create(model="gpt-4-0314", prompt=first.text, max_tokens=64,
+                                         extra_body={"instruction_id": first.instruction_id})
+        assert text.choices[0].text == chat.choices[0].message.content  # recorded answers: the same text
+        with pytest.raises(openai.BadRequestError, match="'stream' is not served"):
+            client.chat.completions.create(model="gpt-4-0314", messages=[{"role": "user", "content": "x"}],
+                                           stream=True)
