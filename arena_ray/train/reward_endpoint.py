@@ -14,6 +14,7 @@ from arena_ray.judging.prompts import load_rubric_template
 from arena_ray.records.rl import Rollout
 from arena_ray.serving.client import ServeModelClient
 from arena_ray.serving.deployments import deploy, served, undeploy
+from arena_ray.serving.openai_api import BadRequest, error, read_body
 from arena_ray.settings.ppo import RewardConfig
 from arena_ray.train.rewards import JudgeReward
 
@@ -26,15 +27,35 @@ class RewardEndpoint:
                                   timeout_s)
         self.failed_reward = failed_reward
 
-    async def __call__(self, http_request) -> dict:
-        body = await http_request.json()
-        queries, prompts = body["query"], body.get("prompts") or [""] * len(body["query"])
+    async def __call__(self, http_request):
+        from starlette.responses import JSONResponse
+
+        try:
+            queries, prompts = reward_inputs(await read_body(http_request))
+        except BadRequest as err:
+            return JSONResponse(error(str(err), err.status), status_code=err.status)
         rollouts = [Rollout(f"q{i}", 0, _plain(p), q[len(p):] if q.startswith(p) else q, (), (), None, 0)
                     for i, (q, p) in enumerate(zip(queries, prompts))]
         scores = await self.scorer.score(rollouts)
         rewards = [self.failed_reward if s is None else s for s in scores]
         return {"rewards": rewards, "scores": rewards,
                 "extra_logs": {"judge_failures": [float(s is None) for s in scores]}}
+
+
+MAX_QUERIES, MAX_QUERY_CHARS = 4096, 256_000   # one rollout batch; a sequence far beyond any model's context
+
+
+def reward_inputs(body: dict) -> tuple[list[str], list[str]]:
+    """OpenRLHF's `query` (prompt + response) and `prompts` lists, bounded and checked."""
+    queries = body.get("query")
+    if not isinstance(queries, list) or not queries or not all(isinstance(q, str) for q in queries):
+        raise BadRequest("'query' must be a non-empty list of strings")
+    if len(queries) > MAX_QUERIES or max(map(len, queries)) > MAX_QUERY_CHARS:
+        raise BadRequest(f"at most {MAX_QUERIES} queries of {MAX_QUERY_CHARS} characters each", 413)
+    prompts = body.get("prompts") or [""] * len(queries)
+    if not isinstance(prompts, list) or len(prompts) != len(queries) or not all(isinstance(p, str) for p in prompts):
+        raise BadRequest("'prompts' must be a list of strings, one per query")
+    return queries, prompts
 
 
 def _plain(prompt: str) -> str:
