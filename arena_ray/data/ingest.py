@@ -110,6 +110,8 @@ def detect_format(record: dict) -> str:
         return "fastchat"
     if "conversations" in record:
         return "sharegpt"
+    if "messages" in record:
+        return "messages"
     if "instruction" in record and "instances" in record:
         return "self_instruct"
     if "instruction" in record and ("input" in record or "output" in record):
@@ -184,6 +186,8 @@ def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction
                            str(record.get("category", "")), turns[1:], references)
     if fmt == "sharegpt":
         return _sharegpt(record, where, source)
+    if fmt == "messages":
+        return _chat_messages(record, where, source)
     if fmt == "self_instruct":
         text = _text(_field(record, "instruction", where), where, "instruction")
         instances = record.get("instances") or [{}]
@@ -201,6 +205,20 @@ def parse_record(record: dict, fmt: str, where: str, source: str) -> Instruction
             key = "id" if record.get("id") is not None else "instruction_id"
             return Instruction(_optional_id(record, key, where, _text_id(text)), text, source)
     raise InputError(f"{where}: no instruction field (expected one of instruction, prompt, text, question)")
+
+
+def _chat_messages(record: dict, where: str, source: str) -> Instruction:
+    """Hugging Face chat datasets (`messages: [{role, content}, …]`, e.g. UltraChat, TRL's SFT data): the first
+    user turn is the instruction, as for ShareGPT."""
+    messages = _field(record, "messages", where)
+    if not isinstance(messages, list):
+        raise InputError(f"{where}: field 'messages' must be a list of {{role, content}}")
+    for k, m in enumerate(messages):
+        if isinstance(m, dict) and m.get("role") == "user":
+            text = _text(m.get("content"), where, f"messages[{k}].content")
+            key = "id" if record.get("id") is not None else "prompt_id"
+            return Instruction(_optional_id(record, key, where, _text_id(text)), text, source)
+    raise InputError(f"{where}: field 'messages' has no user turn")
 
 
 def _sharegpt(record: dict, where: str, source: str) -> Instruction:

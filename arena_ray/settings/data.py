@@ -8,8 +8,8 @@ from pydantic import Field, model_validator
 from arena_ray.settings.base import Strict
 from arena_ray.settings.cluster import RayConfig
 
-InstructionFormat = Literal["auto", "arena_ray", "arena_hard", "fastchat", "alpaca", "sharegpt", "self_instruct",
-                            "jsonl"]
+InstructionFormat = Literal["auto", "arena_ray", "arena_hard", "fastchat", "alpaca", "sharegpt", "messages",
+                            "self_instruct", "jsonl"]
 
 
 class InstructionsConfig(Strict):
@@ -62,7 +62,8 @@ class CleanConfig(Strict):
     @model_validator(mode="after")
     def _length_window(self) -> "CleanConfig":
         if self.min_chars > self.max_chars:
-            raise ValueError(f"min_chars ({self.min_chars}) is above max_chars ({self.max_chars}): nothing would be kept")
+            raise ValueError(f"min_chars ({self.min_chars}) is above max_chars ({self.max_chars}): "
+                             "nothing would be kept")
         return self
     contamination_threshold: float = Field(0.5, gt=0, le=1)
     """Share of a record's n-grams found in a protected file that makes it contaminated."""

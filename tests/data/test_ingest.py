@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,24 @@ def test_self_instruct_appends_the_first_instance_input(tmp_path):
     path.write_text('{"id": "t1", "instruction": "Fix the grammar.", "instances": [{"input": "me go home", "output": ""}]}\n')
     (inst,) = load_instructions(path)
     assert inst.instruction_id == "t1" and inst.text == "Fix the grammar.\n\nme go home"
+
+
+def test_hub_style_chat_datasets_as_parquet_and_jsonl(tmp_path):
+    """`datasets` exports (`to_parquet` / `to_json`) of chat data: `messages` lists, ShareGPT `conversations`, and
+    Alpaca records, each told by its content."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"prompt_id": "p1", "messages": [{"role": "system", "content": "Be kind."},
+                                             {"role": "user", "content": "Name a prime."},
+                                             {"role": "assistant", "content": "7"}]},
+            {"prompt_id": "p2", "messages": [{"role": "user", "content": "And another?"}]}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "ultrachat.parquet")
+    got = load_instructions(tmp_path / "ultrachat.parquet")
+    assert [(i.instruction_id, i.text) for i in got] == [("p1", "Name a prime."), ("p2", "And another?")]
+    (tmp_path / "sharegpt.jsonl").write_text(json.dumps({"id": "s1", "conversations": [
+        {"from": "human", "value": "Hi there"}, {"from": "gpt", "value": "Hello"}]}) + "\n")
+    assert [i.text for i in load_instructions(tmp_path / "sharegpt.jsonl")] == ["Hi there"]
+    (tmp_path / "nouser.jsonl").write_text(json.dumps({"messages": [{"role": "assistant", "content": "x"}]}) + "\n")
+    with pytest.raises(InputError, match=r"nouser.jsonl:1: field 'messages' has no user turn"):
+        load_instructions(tmp_path / "nouser.jsonl")
