@@ -40,6 +40,8 @@ class ArenaView:
     coordinator_restarts: int = 0
     categories: dict = field(default_factory=dict)   # field → {"values": [{value, battles, models, leader}]}
     judge_card: dict = field(default_factory=dict)   # leaderboard.json's judge section (judging/card.py)
+    battles: list[dict] = field(default_factory=list)  # the battle browser's rows (battle_rows)
+    battles_total: int = 0
 
 
 @dataclass
@@ -71,6 +73,22 @@ def judge_stats(judgments: list[Judgment], summary: dict) -> JudgeStats:
     return stats
 
 
+BROWSER_BATTLES = 300  # battles the report's browser shows (the first by instruction): answers make pages heavy
+
+
+def battle_rows(battles, judgments: list[Judgment], limit: int = BROWSER_BATTLES) -> list[dict]:
+    """Per battle: the prompt, both answers, the verdict and the judge's explanation in each order."""
+    said = {(j.battle_id, j.position): j.explanation for j in judgments if j.parse_ok}
+    rows = []
+    for b in sorted(battles, key=lambda b: (b.question_id, b.model_a, b.model_b))[:limit]:
+        bid = dict(b.fields).get("battle_id", "")
+        rows.append({"question_id": b.question_id, "prompt": b.prompt or "", "model_a": b.model_a,
+                     "model_b": b.model_b, "winner": b.winner, "score_a": dict(b.fields).get("score_a"),
+                     "score_b": dict(b.fields).get("score_b"), "text_a": b.text_a or "", "text_b": b.text_b or "",
+                     "explanation_ab": said.get((bid, 0), ""), "explanation_ba": said.get((bid, 1), "")})
+    return rows
+
+
 def arena_view(run_dir: Path, name: str) -> ArenaView:
     board = read_board(run_dir / "leaderboard.json")
     leaderboard = [{"model": m, **v} for m, v in board["models"].items()]
@@ -80,13 +98,15 @@ def arena_view(run_dir: Path, name: str) -> ArenaView:
     rates = observed_win_rates([b.triple() for b in battles], names)
     stats = read_json(run_dir / "stats.json") if (run_dir / "stats.json").exists() else {}
     this_run = stats.get("this_run", {})
+    judgments = Ledger(run_dir).judgments()
     return ArenaView(name, leaderboard, names, [[float(v) for v in row] for row in rates],
-                     judge_stats(Ledger(run_dir).judgments(), stats.get("summary", {})),
+                     judge_stats(judgments, stats.get("summary", {})),
                      retries=sum(m.get("retries", 0) for m in this_run.get("meters", {}).values()),
                      coordinator_restarts=this_run.get("coordinator_restarts", 0),
                      categories=read_json(run_dir / "categories.json")
                      if (run_dir / "categories.json").exists() else {},
-                     judge_card=board.get("judge") or {})
+                     judge_card=board.get("judge") or {}, battles=battle_rows(battles, judgments),
+                     battles_total=len(battles))
 
 
 def training_curves(root: Path) -> dict[str, list[tuple[int, float]]]:

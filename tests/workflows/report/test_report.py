@@ -104,6 +104,17 @@ def test_arena_report_content(arena_run):
     assert "Warning: this ranking is not reliable: the judge changes its verdict with the order" in page
     board = (arena_run / "leaderboard.md").read_text()
     assert "position consistency on this run's battles: 1.00" in board and "**Warning: this ranking" in board
+    assert "<h3>Battles (all 18)</h3>" in page and page.count("<details class='battle") == 18
+    assert "long vs mid" in page and "Judge, long shown first:" in page
+
+
+def test_battle_browser_rows_carry_answers_and_both_explanations(arena_run):
+    (view,) = collect(arena_run).arenas
+    first = view.battles[0]
+    assert (first["question_id"], first["model_a"], first["model_b"]) == ("q0", "long", "mid")
+    assert first["text_a"].count("Explain idea 0") == 3 and first["text_b"].count("Explain idea 0") == 2
+    assert "longer answer" in first["explanation_ab"] and "longer answer" in first["explanation_ba"]
+    assert first["prompt"] == "Explain idea 0 in a few words." and first["winner"] == "model_a"
 
 
 def test_boards_per_category_are_in_the_report(arena_run, tmp_path):
@@ -149,6 +160,17 @@ def test_renders_in_headless_chromium(flywheel_dir, tmp_path):
         page.goto(page_path.as_uri())
         figures = page.locator("figure.plot svg")
         assert figures.count() == 7
+        battles = page.locator("details.battle")
+        assert battles.count() == 2 * 18 and all(battles.nth(i).is_visible() for i in range(0, 36, 7))
+        page.locator("label[for='a0-p2']").click()  # the first eval arena: one model pair only
+        visible = [i for i in range(36) if battles.nth(i).is_visible()]
+        assert len(visible) == 6 + 18 and all("p2" in battles.nth(i).get_attribute("class") for i in visible[:6])
+        page.locator("label[for='a0-q1']").click()  # and one instruction: that pair's battle on it
+        assert sum(battles.nth(i).is_visible() for i in range(18)) == 1
+        battles.nth(visible[0]).locator("summary").click()
+        assert battles.nth(visible[0]).locator("pre").first.is_visible()  # both answers, side by side
+        page.locator("label[for='a0-p0']").click()
+        page.locator("label[for='a0-q0']").click()
         sizes = [figures.nth(i).bounding_box() for i in range(figures.count())]
         assert all(box and box["width"] > 200 and box["height"] > 100 for box in sizes)
         page.screenshot(path=str(tmp_path / "shot.png"), full_page=True)
