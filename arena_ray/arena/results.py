@@ -14,6 +14,7 @@ from arena_ray.judging import card as cards
 from arena_ray.rating import bradley_terry, leaderboard
 from arena_ray.rating.categories import write_category_boards
 from arena_ray.records import Battle, Generation, Instruction, Rating
+from arena_ray.records.tables import json_text
 from arena_ray.settings import Config
 
 
@@ -99,5 +100,5 @@ def finalize(config: Config, run_dir: Path, plan: BattlePlan, run_stats: dict) -
         r = config.rating
         write_category_boards(read_run_dir(run_dir).battles, config.arena.categories, run_dir,
                               bootstrap_rounds=r.bootstrap_rounds, seed=r.seed, scale=r.scale, base=r.base)
-    (run_dir / "stats.json").write_text(json.dumps({"summary": summary, "this_run": run_stats}, indent=2) + "\n")
+    (run_dir / "stats.json").write_text(json_text({"summary": summary, "this_run": run_stats}, indent=2) + "\n")
     return result, ratings

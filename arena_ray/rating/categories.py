@@ -3,7 +3,6 @@ written beside the overall board as <out>/by-<field>/<value>/leaderboard.{json,m
 (<out>/categories.json and .md: per field and value, battles, models and the leader)."""
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -13,6 +12,7 @@ from arena_ray.data.battles import BattleRow
 from arena_ray.data.categories import category_of
 from arena_ray.errors import InputError
 from arena_ray.rating import bradley_terry, leaderboard
+from arena_ray.records.tables import json_text
 
 MIN_BATTLES = 2
 
@@ -60,7 +60,7 @@ def write_category_boards(battles: Sequence[BattleRow], fields: Sequence[str], o
                 row.update(board=str(folder.relative_to(out_dir)), leader=ratings[0].model)
             rows.append(row)
         summary[field] = {"values": rows, "without_value": unknown}
-    (out_dir / "categories.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "categories.json").write_text(json_text(summary, indent=2) + "\n")
     (out_dir / "categories.md").write_text(to_markdown(summary))
     return summary
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from arena_ray.rating.bradley_terry import describe_separation
 from arena_ray.records import Rating
+from arena_ray.records.tables import json_text
 
 CSV_COLUMNS = ("model", "rating", "ci_low", "ci_high", "rank_ub", "battles")
 
@@ -92,6 +92,6 @@ def _write(path: Path, text: str) -> None:
 def write(run_dir: Path, ratings: Sequence[Rating], failed: Mapping[str, int], extra: Mapping[str, object],
           title: str = "Leaderboard") -> None:
     doc = to_json(ratings, {"failed_games": dict(failed), **extra})
-    _write(run_dir / "leaderboard.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    _write(run_dir / "leaderboard.json", json_text(doc, indent=2) + "\n")
     _write(run_dir / "leaderboard.md", to_markdown(ratings, failed, title))
     _write(run_dir / "leaderboard.csv", to_csv(ratings))

@@ -2,6 +2,8 @@
 the data pipeline, the flywheel and the test sets alike."""
 from __future__ import annotations
 
+import json
+import math
 import os
 import uuid
 from pathlib import Path
@@ -45,3 +47,20 @@ def read_table(path: Path, schema: pa.Schema, columns: Optional[Sequence[str]] =
         return table.select(names).cast(pa.schema([schema.field(n) for n in names]))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         raise InputError(f"{path}: a column has the wrong type ({err}){hint}") from None
+
+
+def finite(value):
+    """`value` with every NaN or infinity replaced by None: JSON has no such numbers, and a reader given a bare
+    NaN (Python's default) fails or guesses."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_text(value, **kwargs) -> str:
+    """json.dumps of what the project writes to disk: always valid JSON (non-finite numbers become null)."""
+    return json.dumps(finite(value), allow_nan=False, **kwargs)

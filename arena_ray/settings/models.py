@@ -69,7 +69,14 @@ class ModelConfig(Strict):
     chat_template: Optional[str] = None
     """A Jinja chat template (inline text, or a path to a .jinja file) replacing the tokenizer's own."""
     completion_template: str = "Question: {instruction}\n\nAnswer:"
-    """For prompt_format=completion: {instruction} is replaced by the user turn."""
+    """For prompt_format=completion: {instruction} is replaced by the user turn (other braces are kept as text)."""
+
+    @field_validator("completion_template")
+    @classmethod
+    def _one_placeholder(cls, template: str) -> str:
+        if template.count("{instruction}") != 1:
+            raise ValueError("must hold {instruction} exactly once")
+        return template
     stop: tuple[str, ...] = ()
     """Stop strings."""
     system_prompt: Optional[str] = None

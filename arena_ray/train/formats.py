@@ -52,7 +52,7 @@ def sft_row(row: dict, where: str, completion_template: Optional[str]) -> dict:
     if completion_template is None:
         return {"prompt": prompt, "completion": _assistant(answer)}
     user = next(m["content"] for m in prompt if m["role"] == "user")
-    return {"prompt": completion_template.format(instruction=user), "completion": " " + answer}
+    return {"prompt": completion_template.replace("{instruction}", user), "completion": " " + answer}
 
 
 def preference_row(row: dict, where: str, completion_template: Optional[str]) -> dict:
@@ -63,7 +63,7 @@ def preference_row(row: dict, where: str, completion_template: Optional[str]) ->
         if isinstance(row["prompt"], list):  # already conversational: the whole prompt (system turn, history)
             return {"prompt": row["prompt"], "chosen": _assistant(chosen), "rejected": _assistant(rejected)}
         return preference_messages(prompt, chosen, rejected)
-    return {"prompt": completion_template.format(instruction=prompt), "chosen": " " + chosen,
+    return {"prompt": completion_template.replace("{instruction}", prompt), "chosen": " " + chosen,
             "rejected": " " + rejected}
 
 

@@ -15,6 +15,7 @@ from typing import Optional
 import pyarrow.parquet as pq
 
 from arena_ray.errors import InputError, TrainingError
+from arena_ray.records.tables import json_text
 from arena_ray.settings.train import Method, TrainConfig
 from arena_ray.train import formats
 from arena_ray.train.registry import weight_files
@@ -120,7 +121,7 @@ def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConf
     shutil.rmtree(tmp, ignore_errors=True)
     result.checkpoint.to_directory(str(tmp))
     metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (tmp / "metrics.json").write_text(json_text(metrics, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return TrainResult(method, out, metrics)

@@ -6,9 +6,10 @@ without further glue. Rank 0 reports the saved HF folder (safetensors) as the Ra
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
+
+from arena_ray.records.tables import json_text
 
 
 def _training_args(cls, train, scratch: str, rank: int, extra: dict):
@@ -109,7 +110,7 @@ def train_loop(config: dict) -> None:
             # transformers pickles its arguments next to the weights; checkpoints here hold no pickle.
             (out / "training_args.bin").unlink(missing_ok=True)
             tokenizer.save_pretrained(str(out))
-            (out / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
+            (out / "training_log.json").write_text(json_text(trainer.state.log_history, indent=1) + "\n")
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
         else:
             ray.train.report(metrics)

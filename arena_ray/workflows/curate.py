@@ -2,7 +2,6 @@
 read (`messages`; `prompt, chosen, rejected`; `prompt`), each row keeping its battle id for provenance."""
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -17,7 +16,7 @@ from arena_ray.data.ingest import iter_jsonl
 from arena_ray.errors import InputError
 from arena_ray.records import Battle
 from arena_ray.records.outputs import output_dir
-from arena_ray.records.tables import write_atomic
+from arena_ray.records.tables import json_text, write_atomic
 from arena_ray.train.formats import MESSAGES, preference_messages
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def export(run_dir: str | Path, target: str, out_dir: str | Path, thresholds: Th
         if not report[name]:
             log.warning("curate: thresholds leave no %s data for target '%s' (see by_threshold in the report)",
                         name, target)
-    (out / "curate_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "curate_report.json").write_text(json_text(report, indent=2) + "\n")
     return report
 
 

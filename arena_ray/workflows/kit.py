@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from arena_ray.arena.ledger import Ledger
+from arena_ray.records.tables import json_text
 from arena_ray.serving.deployments import release
 from arena_ray.settings import Config, from_dict
 from arena_ray.settings.train import Method, TrainConfig
@@ -26,7 +27,7 @@ def once(stage_dir: Path, work: Callable[[], dict]) -> dict:
     stage_dir.mkdir(parents=True, exist_ok=True)
     result = work()
     tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    tmp.write_text(json_text(result, indent=2, default=str) + "\n")
     tmp.replace(marker)
     return result
 

@@ -22,6 +22,7 @@ from arena_ray.errors import ConfigError, InputError
 from arena_ray.records import ChatMessage, GenerationRequest, Instruction, SamplingSpec
 from arena_ray.records.outputs import output_dir
 from arena_ray.records.rl import Rollout
+from arena_ray.records.tables import json_text
 from arena_ray.serving.batch import BatchItem, read_lines, run_batch
 from arena_ray.serving.client import ServeModelClient
 from arena_ray.serving.cluster import ray_session
@@ -85,7 +86,7 @@ def run_ppo(config: Config, show_progress: bool = True) -> dict:
                                     iteration=ppo.steps)
     summary = {"steps": read_lines(root / "steps.jsonl"), "final_version": ppo.steps, "served_version": served_version,
                "model": final, "digest": entry.digest}
-    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (root / "summary.json").write_text(json_text(summary, indent=2) + "\n")
     return summary
 
 

@@ -25,7 +25,7 @@ from arena_ray.data.ingest import claim_id, iter_instructions, load_instructions
 from arena_ray.errors import InputError
 from arena_ray.records import Instruction, to_table
 from arena_ray.records.outputs import output_dir
-from arena_ray.records.tables import write_atomic
+from arena_ray.records.tables import json_text, write_atomic
 from arena_ray.settings.data import DataJob, SourceConfig
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def run_data(job: DataJob) -> dict:
                                for s in job.sources},
                    "languages": _histogram(n.language for n in notes),
                    "holdout": len(holdout_ids), "shards": [len(ids) for ids in shard_ids], "out_dir": str(out)})
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.json").write_text(json_text(report, indent=2) + "\n")
     return report
 
 

@@ -21,6 +21,7 @@ from arena_ray.rating.matrix import observed_win_rates, predicted_win_rates
 from arena_ray.rating.style import StyledBattle, fit_style_controlled, style_features
 from arena_ray.records import Rating
 from arena_ray.records.outputs import output_dir, output_file
+from arena_ray.records.tables import json_text
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,5 @@ def consistency(ours: str, reference: str, names: Optional[str], out: Optional[s
         output_file(out, [ours, reference, names])
     result = compare(rename(load_board(ours), names), load_board(reference))
     if out:
-        with open(out, "w") as fh:
-            json.dump(result, fh, indent=2)
+        Path(out).write_text(json_text(result, indent=2) + "\n")
     return result

@@ -6,7 +6,6 @@ setup (load sources, embed) → diverse (k-means) → hard (judge-rated difficul
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 import uuid
@@ -30,7 +29,7 @@ from arena_ray.data.testsets import (
 from arena_ray.judging.parse import weighted_score
 from arena_ray.records import GenerationRequest, Instruction, SamplingSpec
 from arena_ray.records.outputs import output_dir
-from arena_ray.records.tables import read_table, write_atomic
+from arena_ray.records.tables import json_text, read_table, write_atomic
 from arena_ray.serving.retry import RetryPolicy, request
 from arena_ray.settings.testset import TestsetJob
 
@@ -167,7 +166,7 @@ def run_testset(job: TestsetJob, show_progress: bool = True, embedder=None) -> d
     report["mix"] = len(mixed)
     if job.decontaminate.train:
         report["decontamination"] = decontaminate(job, [s.instruction for s in mixed], embed, out)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.json").write_text(json_text(report, indent=2) + "\n")
     return report
 
 

@@ -32,3 +32,9 @@ def test_plain_string_pairs_of_earlier_releases_are_read_alike():
 def test_bad_rows_name_the_row_and_field(row, field):
     with pytest.raises(InputError, match=rf"dpo.parquet\[row 0\]: field '{field}'"):
         rows_for("dpo", [row], "dpo.parquet")
+
+
+def test_braces_in_instructions_and_templates_are_text():
+    row = preference_messages("Fill {name} in {{x}}", "a {b}", "c")
+    out = rows_for("dpo", [row], "f", "Q ({lang}): {instruction}\nA:")
+    assert out[0]["prompt"] == "Q ({lang}): Fill {name} in {{x}}\nA:" and out[0]["chosen"] == " a {b}"

@@ -6,7 +6,6 @@ offline test set. Every stage resumes from what it wrote (stages.py). Ends with 
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from arena_ray.data.battles import BattleRow, read_battles
 from arena_ray.errors import ConfigError
 from arena_ray.rating import bradley_terry
 from arena_ray.records.outputs import output_dir
+from arena_ray.records.tables import json_text
 from arena_ray.serving.cluster import ray_session
 from arena_ray.serving.deployments import stage_serving
 from arena_ray.settings import Config, dump
@@ -55,7 +55,7 @@ def run_flywheel(config: Config, show_progress: bool = True) -> list[dict]:
     # --- results
     rows = summarise(config, root, schedule, results, versions)
     table = to_markdown(rows, fw.competitors)
-    (root / "summary.json").write_text(json.dumps({"data": data, "iterations": rows}, indent=2) + "\n")
+    (root / "summary.json").write_text(json_text({"data": data, "iterations": rows}, indent=2) + "\n")
     (root / "summary.md").write_text(f"# Flywheel {root}\n\n{table}")
     if show_progress:
         print(table)

@@ -8,7 +8,6 @@ Layout under self_reward.dir: registry.jsonl, iter<t>/{selfjudge,train,arena}/, 
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from arena_ray.rating import bradley_terry
 from arena_ray.rating.leaderboard import summary_of
 from arena_ray.rating.matrix import win_rate
 from arena_ray.records.outputs import output_dir
-from arena_ray.records.tables import write_atomic
+from arena_ray.records.tables import json_text, write_atomic
 from arena_ray.serving.cluster import ray_session
 from arena_ray.serving.deployments import stage_serving
 from arena_ray.settings import Config, dump
@@ -74,7 +73,7 @@ def run_self_reward(config: Config, show_progress: bool = True) -> list[dict]:
             versions.append(current)
             rows.append(iteration_row(t, previous, current, judged, trained, arena))
     # --- results
-    (root / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (root / "summary.json").write_text(json_text(rows, indent=2) + "\n")
     table = to_markdown(rows)
     (root / "summary.md").write_text(f"# Self-rewarding {root}\n\n{table}")
     if show_progress:
