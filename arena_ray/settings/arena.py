@@ -118,6 +118,10 @@ class JudgeConfig(Strict):
     data): a run with a judge already measured reuses its card."""
 
 
+ARENA_HARD_STRONG_GAP = 3.0
+"""`export arena-hard`: a score gap (1-10 scale) at or above which a game is arena-hard's `>>` ("much better")."""
+
+
 class RatingConfig(Strict):
     bootstrap_rounds: int = Field(100, ge=0, le=100_000)
     """Bootstrap resamples of the battles for the 95% intervals; 0: no intervals (FastChat and arena-hard use

@@ -5,7 +5,6 @@ instant fake engines."""
 from __future__ import annotations
 
 import ast
-import asyncio
 import gzip
 import hashlib
 import json
@@ -15,16 +14,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from arena_ray.arena.ledger import Ledger, save_instructions
-from arena_ray.arena.pairing import BattlePlan, model_pairs
+from arena_ray.arena.ledger import Ledger
 from arena_ray.arena.results import finalize
-from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings
 from arena_ray.cli import main
-from arena_ray.judging.prompts import load_template
-from arena_ray.records import Completion, Instruction, SamplingSpec
-from arena_ray.serving.retry import RetryPolicy
+from arena_ray.records import Completion, Instruction
 from arena_ray.settings import from_dict
-from arena_ray.testing.fakes import EchoEngine, LengthJudge
+from arena_ray.testing.fakes import LengthJudge
+from tests.helpers import fake_arena_run
 
 WHEELS = Path(__file__).resolve().parents[2] / ".cache" / "wheels"
 FSCHAT = "0.2.36"
@@ -70,28 +66,12 @@ class NoisyLengthJudge(LengthJudge):
         return Completion(f"{s2} {s1}\nThe other one.", c.prompt_tokens, c.completion_tokens, "stop", 0.0)
 
 
-class Client:
-    def __init__(self, engine):
-        self.engine, self.capacity = engine, 4
-
-    async def generate(self, request):
-        return await self.engine.generate(request)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("fastchat") / "arena"
-    run.mkdir()
-    template = load_template("pairwise-v3-fenced")
     instructions = [Instruction(f"q{i}", f"Name {i} things about topic {i * 7}.", "t") for i in range(12)]
     models = {"one": 1, "two": 2, "three": 3, "four": 4}
-    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(model_pairs(list(models), "all_pairs")),
-                      "judge", template.version)
-    save_instructions(run, instructions)
-    sched = BattleScheduler(instructions, plan, {m: Client(EchoEngine(repeat=r)) for m, r in models.items()},
-                            Client(NoisyLengthJudge()), JudgeSettings("judge", template, SamplingSpec(64), 0.7, 3, 4000),
-                            RetryPolicy(5.0, 0, 0.0), Ledger(run))
-    stats = asyncio.run(sched.run()).to_json()
+    plan, stats = fake_arena_run(run, instructions, models, NoisyLengthJudge())
     config = from_dict({"run_dir": str(run), "models": {m: {"engine": "replay", "path": "x"} for m in models} |
                         {"judge": {"engine": "openai", "openai": {"model": "j"}}},
                         "arena": {"competitors": list(models)}, "judge": {"model": "judge", "card": False},

@@ -4,6 +4,7 @@ its CLI and dotenv, so its submodules are imported under a bare package)."""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import types
 import zipfile
@@ -14,6 +15,7 @@ import pytest
 from arena_ray.arena.ledger import Ledger, save_instructions
 from arena_ray.cli import main
 from arena_ray.records import Generation, Instruction
+from tests.helpers import fake_arena_run
 
 WHEELS = Path(__file__).resolve().parents[2] / ".cache" / "wheels"
 
@@ -68,3 +70,42 @@ def test_export_refuses_unknown_models_and_its_own_input(run, tmp_path, capsys):
     assert main(["export", "alpaca-eval", str(run), str(run)]) == 2
     assert "would write into the input" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (run / "big").exists()  # nothing written on a refusal
+
+
+@pytest.fixture(scope="module")
+def judged_run(tmp_path_factory) -> Path:
+    """Answers repeat the prompt 1, 2 or 3 times; the judge scores the longer answer 8 and the other 4."""
+    from arena_ray.testing.fakes import LengthJudge
+
+    run = tmp_path_factory.mktemp("hard") / "run"
+    fake_arena_run(run, [Instruction(f"q{i}", f"Explain idea {i}.", "arena_hard") for i in range(3)],
+                   {"short": 1, "mid": 2, "long": 3}, LengthJudge())
+    return run
+
+
+def test_arena_hard_layout_and_labels(judged_run, tmp_path, capsys):
+    """Field names and game order as arena-hard-auto's show_result.py (v0.1, 0489bf3) reads them: game 1 shows
+    the baseline as A, game 2 the model as A; `A>>B` etc. from the two scores (gap >= 3: `>>`)."""
+    out = tmp_path / "hard"
+    assert main(["export", "arena-hard", str(judged_run), str(out), "--baseline", "mid"]) == 0
+    answers = [json.loads(line) for line in (out / "model_answer" / "long.jsonl").read_text().splitlines()]
+    assert [a["question_id"] for a in answers] == ["q0", "q1", "q2"] and answers[0]["model_id"] == "long"
+    assert answers[0]["choices"][0]["turns"][0]["content"] == " ".join(["Explain idea 0."] * 3)
+    assert sorted(p.name for p in (out / "model_judgment" / "judge").iterdir()) == ["long.jsonl", "short.jsonl"]
+    for model, (game1, game2) in (("long", ("B>>A", "A>>B")), ("short", ("A>>B", "B>>A"))):
+        rows = [json.loads(line) for line in (out / "model_judgment" / "judge" / f"{model}.jsonl").read_text()
+                .splitlines()]
+        assert len(rows) == 3 and {r["model"] for r in rows} == {model} and {r["judge"] for r in rows} == {"judge"}
+        assert all([g["score"] for g in r["games"]] == [game1, game2] and r["games"][0]["judgment"] for r in rows)
+    assert main(["export", "arena-hard", str(judged_run), str(tmp_path / "h2"), "--baseline", "mid",
+                 "--strong-gap", "5"]) == 0  # a gap of 4 is then only `>`
+    row = json.loads((tmp_path / "h2" / "model_judgment" / "judge" / "long.jsonl").read_text().splitlines()[0])
+    assert [g["score"] for g in row["games"]] == ["B>A", "A>B"]
+
+
+def test_arena_hard_export_refusals(judged_run, tmp_path, capsys):
+    assert main(["export", "arena-hard", str(judged_run), str(tmp_path / "o"), "--baseline", "ghost"]) == 3
+    assert "baseline 'ghost' has no answers" in capsys.readouterr().err
+    assert main(["export", "arena-hard", str(judged_run), str(tmp_path / "o"), "--baseline", "mid",
+                 "--strong-gap", "nan"]) == 2
+    assert "--strong-gap nan" in capsys.readouterr().err

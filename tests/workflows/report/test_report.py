@@ -14,44 +14,23 @@ from arena_ray.judging.card import JudgeItem, card
 from arena_ray.records import Judgment
 from arena_ray.workflows.report.collect import collect, judge_stats
 from arena_ray.workflows.report.html import write_report
+from tests.helpers import fake_arena_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
 def arena_run(tmp_path_factory) -> Path:
-    import asyncio
-
-    from arena_ray.arena.ledger import Ledger, save_instructions
-    from arena_ray.arena.pairing import BattlePlan, model_pairs
     from arena_ray.arena.results import finalize
-    from arena_ray.arena.scheduler import BattleScheduler, JudgeSettings
-    from arena_ray.judging.prompts import load_template
-    from arena_ray.records import Instruction, SamplingSpec
-    from arena_ray.serving.retry import RetryPolicy
+    from arena_ray.records import Instruction
     from arena_ray.settings import from_dict
-    from arena_ray.testing.fakes import EchoEngine, LengthJudge
+    from arena_ray.testing.fakes import LengthJudge
 
     run = tmp_path_factory.mktemp("report") / "arena"
     run.mkdir()
-    template = load_template("pairwise-v1")
-    instructions = [Instruction(f"q{i}", f"Explain idea {i} in a few words.", "t") for i in range(6)]
     models = {"short": 1, "mid": 2, "long": 3}
-    plan = BattlePlan(tuple(i.instruction_id for i in instructions), tuple(model_pairs(list(models), "all_pairs")),
-                      "judge", template.version)
-
-    class Client:
-        def __init__(self, engine):
-            self.engine, self.capacity = engine, 4
-
-        async def generate(self, request):
-            return await self.engine.generate(request)
-
-    save_instructions(run, instructions)
-    sched = BattleScheduler(instructions, plan, {m: Client(EchoEngine(repeat=r)) for m, r in models.items()},
-                            Client(LengthJudge()), JudgeSettings("judge", template, SamplingSpec(64), 0.7, 3, 4000),
-                            RetryPolicy(5.0, 0, 0.0), Ledger(run))
-    stats = asyncio.run(sched.run()).to_json()
+    plan, stats = fake_arena_run(run, [Instruction(f"q{i}", f"Explain idea {i} in a few words.", "t") for i in range(6)],
+                                 models, LengthJudge(), template="pairwise-v1")
     config = from_dict({"run_dir": str(run), "models": {m: {"engine": "replay", "path": "x"} for m in models} |
                         {"judge": {"engine": "openai", "openai": {"model": "j"}}},
                         "arena": {"competitors": list(models)}, "judge": {"model": "judge"},
