@@ -23,12 +23,23 @@ def write_battles(path: Path, battles: Sequence[Battle], instructions: Optional[
     """battles.jsonl in FastChat's battle format (data/battles.py fastchat_record), oldest verdict first as
     FastChat sorts them; `answers`: instruction id → model → its answer to each turn, for the conversations."""
     instructions, answers = instructions or {}, answers or {}
+    languages = languages_of([instructions[q] for q in {b.question_id for b in battles} if q in instructions])
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w") as fh:
         for b in sorted(battles, key=lambda b: b.tstamp):
-            fh.write(json.dumps(fastchat_record(b, instructions.get(b.question_id), answers.get(b.question_id, {})))
-                     + "\n")
+            record = fastchat_record(b, instructions.get(b.question_id), answers.get(b.question_id, {}),
+                                     languages.get(b.question_id))
+            fh.write(json.dumps(record) + "\n")
     tmp.replace(path)
+
+
+def languages_of(instructions: Sequence[Instruction]) -> dict[str, str]:
+    """instruction id → the prompt's language (py3langid, of the cpu/gpu extras; none without it)."""
+    try:
+        from arena_ray.data.clean import language
+    except ImportError:
+        return {}
+    return {i.instruction_id: language(i.text)[0] for i in instructions}
 
 
 def conversations_of(instructions: Mapping[str, Instruction], generations: Sequence[Generation]) -> dict:

@@ -93,13 +93,16 @@ def _first_user(conversation) -> Optional[str]:
 
 
 def fastchat_record(battle: Battle, instruction: Optional[Instruction],
-                    answers: Mapping[str, Sequence[str]]) -> dict:
+                    answers: Mapping[str, Sequence[str]], language: Optional[str] = None) -> dict:
     """A battle as FastChat's cleaned battle records have it (`model_a, model_b, winner, judge, turn, anony,
-    tstamp`, and `conversation_a/b` when `answers` holds each model's answer to every turn), plus our scores.
-    `anony`: true, as the judge saw no names; `judge`: our judge's name where FastChat has a voter's id."""
+    language, tstamp`, and `conversation_a/b` when `answers` holds each model's answer to every turn), plus our
+    scores. `anony`: true, as the judge saw no names; `judge`: our judge's name where FastChat has a voter's id;
+    `language`: the prompt's ISO 639-1 code (FastChat writes the language's English name)."""
     record = asdict(battle)
     turns = (instruction.user_turns if instruction is not None else ()) or ()
     record.update(turn=max(1, len(turns)), anony=True)
+    if language:
+        record["language"] = language
     if turns and all(len(answers.get(m, ())) == len(turns) for m in (battle.model_a, battle.model_b)):
         for side, model in (("conversation_a", battle.model_a), ("conversation_b", battle.model_b)):
             record[side] = [msg for user, answer in zip(turns, answers[model])

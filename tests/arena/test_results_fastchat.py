@@ -97,7 +97,8 @@ def test_fastchat_elo_analysis_reads_our_battles_and_ranks_as_we_do(run):
 def test_battle_records_carry_fastchats_fields(run):
     battles = [json.loads(line) for line in (run / "battles.jsonl").read_text().splitlines()]
     assert len(battles) == 6 * 12
-    assert all(b["anony"] is True and b["turn"] == 1 and b["judge"] == "judge" for b in battles)
+    assert all(b["anony"] is True and b["turn"] == 1 and b["judge"] == "judge" and b["language"] == "en"
+               for b in battles)
     stamps = [b["tstamp"] for b in battles]
     assert stamps == sorted(stamps) and stamps[0] > 1.7e9  # the verdicts' own times, oldest first
     gens = {(g.instruction_id, g.model): g.text for g in Ledger(run).generations()}
