@@ -68,8 +68,11 @@ def test_outputs_that_are_files_directories_or_inputs_are_refused(tmp_path, boar
     review = next(REVIEWS.rglob("*.jsonl"))
     fails(["import-reviews", "--reviews", REVIEWS, "--answers", ANSWERS, "--out", review], capsys,
           "would overwrite the input", 2)
-    fails(["report", board, "--out", a_dir], capsys, "is a directory", 2)
-    fails(["report", board, "--out", board / "leaderboard.md"], capsys, "would overwrite the input", 2, (board,))
+    run = tmp_path / "run"  # a rated battles file beside its board: what report reads
+    shutil.copytree(board, run)
+    shutil.copy(BATTLES, run / "battles.jsonl")
+    fails(["report", run, "--out", a_dir], capsys, "is a directory", 2)
+    fails(["report", run, "--out", run / "battles.jsonl"], capsys, "would overwrite the input", 2, (run / "battles.jsonl",))
 
 
 def test_a_run_is_rated_into_a_folder_of_its_own(tmp_path, board):
@@ -135,8 +138,10 @@ def test_gzipped_fastchat_arrays_are_read(tmp_path):
 @pytest.mark.parametrize("doc, needle", [
     ({"models": [1, 2]}, "'models' must map each model name"),
     ({"summary": {}}, "'models' must map each model name"),
-    ({"models": {"gpt-4o": {"rating": "high"}}}, "models.gpt-4o: field 'rating' is not a finite number"),
-    ({"models": {"gpt-4o": {"rating": 1000, "ci_low": "x"}}}, "field 'ci_low' is not a finite number"),
+    ({"models": {"gpt-4o": {"rating": "high"}}}, "models.gpt-4o: field 'rating' is not a number"),
+    ({"models": {"gpt-4o": {"rating": 1000, "ci_low": "x"}}}, "field 'ci_low' is not a number"),
+    ({"models": {"gpt-4o": {"rating": "1000"}}}, "models.gpt-4o: field 'rating' is not a number: '1000'"),
+    ({"models": {"gpt-4o": {"rating": 1000, "ci_low": "990", "ci_high": 1010}}}, "field 'ci_low' is not a number"),
     ([1, 2], "expected a JSON object"),
 ])
 def test_bad_leaderboards_are_named(tmp_path, capsys, doc, needle):
@@ -163,6 +168,7 @@ def test_a_reference_csv_with_a_byte_order_mark_is_read(tmp_path, board):
 
 def test_report_on_a_damaged_flywheel_or_nothing(tmp_path, capsys):
     fails(["report", tmp_path / "missing"], capsys, "no such directory", 3)
+    fails(["report", write(tmp_path / "leaderboard.json", "{}")], capsys, "a file; report reads an arena run", 3)
     write(tmp_path / "fw" / "registry.jsonl", "")
     write(tmp_path / "fw" / "summary.json", json.dumps({"iterations": "x"}))
     fails(["report", tmp_path / "fw", "--out", tmp_path / "r.html"], capsys, "'iterations' must be", 3)
@@ -204,3 +210,18 @@ def test_bad_reviews_and_answers_are_named(tmp_path, capsys, answers, review, ne
 def test_a_missing_answers_folder_says_so(tmp_path, capsys):
     fails(["import-reviews", "--reviews", REVIEWS, "--answers", tmp_path / "none", "--out", tmp_path / "o.jsonl"],
           capsys, "no answer_*.jsonl files", 3)
+
+
+def test_exports_refuse_runs_without_answers_and_names_that_escape(tmp_path, capsys):
+    from arena_ray.arena.ledger import Ledger, save_instructions
+    from arena_ray.records import Generation, Instruction
+
+    run = tmp_path / "run"
+    save_instructions(run, [Instruction("q1", "Hi?", "t")])
+    fails(["export", "alpaca-eval", run, tmp_path / "o"], capsys, "no answers recorded", 3)
+    assert not (run / "ledger").exists()  # reading a run creates nothing in it
+    Ledger(run).append_generations([Generation("q1", "../../escaped", "x", 1, 1, 0.0, "stop"),
+                                    Generation("q1", "mid", "y", 1, 1, 0.0, "stop")])
+    for fmt in (["alpaca-eval"], ["arena-hard", "--baseline", "mid"]):
+        fails(["export", fmt[0], run, tmp_path / "o" / "a", *fmt[1:]], capsys, "path separator", 3)
+    assert not list(tmp_path.glob("**/escaped*"))

@@ -81,7 +81,10 @@ def read_board(path: Path) -> dict:
         raise InputError(f"{path}: not a leaderboard.json ('models' must map each model name to its entry)")
     for name, v in models.items():
         for key in ("rating", "ci_low", "ci_high"):
-            _optional(v.get(key), f"{path}: models.{name}", key)
+            value = v.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InputError(f"{path}: models.{name}: field '{key}' is not a number: {value!r}")
+            _optional(value, f"{path}: models.{name}", key)
     return doc
 
 

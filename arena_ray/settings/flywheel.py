@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 
 from arena_ray.settings.base import Strict
 from arena_ray.settings.data import DataSpec
+from arena_ray.settings.models import ModelConfig
 from arena_ray.settings.train import TrainSettings
 
 
@@ -57,4 +58,8 @@ class FlywheelConfig(Strict):
             raise ValueError("stages needs at least one policy stage (sft or dpo)")
         if self.target in self.competitors:
             raise ValueError(f"competitors must not include the target '{self.target}'")
+        unknown = sorted(set(self.version_overrides) - set(ModelConfig.model_fields))
+        if unknown:
+            raise ValueError(f"version_overrides: {unknown} are not model settings (see models.* in "
+                             "configs/reference.yaml)")
         return self

@@ -95,6 +95,8 @@ def _split_override(text: str) -> tuple[str, str]:
             depth -= 1
         elif ch == "=" and depth == 0:
             return text[:i], text[i + 1:]
+    if quote:
+        raise ConfigError(f"override '{text}': unclosed {quote} in its key")
     raise ConfigError(f"override '{text}' is not key=value")
 
 

@@ -16,6 +16,7 @@ from arena_ray.arena.ledger import Ledger, load_instructions_of
 from arena_ray.errors import InputError
 from arena_ray.records.outputs import output_dir
 from arena_ray.settings.arena import ARENA_HARD_STRONG_GAP
+from arena_ray.settings.names import name_problem
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,9 @@ def export_alpaca_eval(run_dir: str | Path, out_dir: str | Path, models: Optiona
     """OUT/<model>/model_outputs.json: `[{instruction, output, generator, dataset, instruction_id}]` for every
     single-turn instruction the model answered (AlpacaEval is single-turn; multi-turn ones are left out and
     counted). Returns {model: rows written}."""
-    run, out = Path(run_dir), output_dir(out_dir, [run_dir])
+    run, out = Path(run_dir), output_dir(out_dir, [run_dir], name="OUT")
     instructions = load_instructions_of(run)
-    answers: dict[str, dict[str, str]] = {}
-    for g in Ledger(run).generations():
-        if not g.error and g.instruction_id in instructions:
-            answers.setdefault(g.model, {})[g.instruction_id] = g.text
+    answers = _answers(run, instructions)
     unknown = sorted(set(models or ()) - set(answers))
     if unknown:
         raise InputError(f"{run}: no answers of {unknown} (models: {sorted(answers)})")
@@ -67,12 +65,9 @@ def export_arena_hard(run_dir: str | Path, out_dir: str | Path, baseline: str, t
     OUT/model_judgment/<judge>/<model>.jsonl, one row per battle of `model` against `baseline` with `games`:
     game 1 shows the baseline as A, game 2 the model as A, each scored `A>>B | A>B | A=B | B>A | B>>A` from the
     judge's two 1-10 scores. Single-turn instructions only. Returns counts per file."""
-    run, out = Path(run_dir), output_dir(out_dir, [run_dir])
+    run, out = Path(run_dir), output_dir(out_dir, [run_dir], name="OUT")
     instructions = {k: i for k, i in load_instructions_of(run).items() if not i.turns}
-    answers: dict[str, dict[str, str]] = {}
-    for g in Ledger(run).generations():
-        if not g.error and g.instruction_id in instructions:
-            answers.setdefault(g.model, {})[g.instruction_id] = g.text
+    answers = _answers(run, instructions)
     if baseline not in answers:
         raise InputError(f"{run}: the baseline '{baseline}' has no answers here (models: {sorted(answers)})")
     counts: dict[str, int] = {}
@@ -83,7 +78,10 @@ def export_arena_hard(run_dir: str | Path, out_dir: str | Path, baseline: str, t
     judged: dict[tuple[str, str], dict[int, object]] = {}
     for j in Ledger(run).judgments():  # the last parsed game of each battle and order, per judge
         if j.parse_ok and j.instruction_id in instructions and baseline in (j.model_a, j.model_b):
+            _file_name(j.judge, run, "judge")
             judged.setdefault((j.judge, j.battle_id), {})[j.position] = j
+    if not judged:
+        log.warning("export: no judged battle against '%s' in %s: model_judgment/ left empty", baseline, run)
     rows_by: dict[tuple[str, str], list[dict]] = {}
     for (judge, _), games in sorted(judged.items()):
         if set(games) != {0, 1}:
@@ -103,6 +101,26 @@ def export_arena_hard(run_dir: str | Path, out_dir: str | Path, baseline: str, t
         counts[f"model_judgment/{judge}/{model}.jsonl"] = _write_jsonl(
             out / "model_judgment" / judge / f"{model}.jsonl", rows)
     return counts
+
+
+def _answers(run: Path, instructions: dict) -> dict[str, dict[str, str]]:
+    """model → instruction id → its answer; model names checked, as they become file names."""
+    if not (run / "generations.parquet").exists() and not (run / "ledger").is_dir():
+        raise InputError(f"{run}: no answers recorded (neither generations.parquet nor ledger/)")
+    answers: dict[str, dict[str, str]] = {}
+    for g in Ledger(run).generations():
+        if not g.error and g.instruction_id in instructions:
+            answers.setdefault(_file_name(g.model, run, "model"), {})[g.instruction_id] = g.text
+    if not answers:
+        raise InputError(f"{run}: no answers to export")
+    return answers
+
+
+def _file_name(name: str, run: Path, what: str) -> str:
+    problem = name_problem(name, in_config=True)
+    if problem:
+        raise InputError(f"{run}: the {what} name {name[:40]!r} {problem}; it cannot name a file")
+    return name
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> int:

@@ -229,3 +229,13 @@ def test_a_cleaning_window_that_keeps_nothing_is_refused():
     with pytest.raises(ConfigError, match="min_chars .* is above max_chars"):
         from_dict({"out_dir": "x", "sources": [{"path": "a.jsonl"}], "clean": {"min_chars": 500, "max_chars": 10}},
                   schema=DataJob)
+
+
+def test_override_syntax_problems_are_named():
+    with pytest.raises(ConfigError, match=r"unclosed \" in its key"):
+        cfg.load(ROOT / "configs/local.yaml", ['models."gpt-4.5.max_tokens=1'])
+
+
+def test_version_overrides_must_be_model_settings():
+    with pytest.raises(ConfigError, match=r"version_overrides: \['bogus'\] are not model settings"):
+        cfg.load(ROOT / "configs/local.yaml", ["flywheel.version_overrides.bogus=1"])

@@ -120,7 +120,8 @@ def training_curves(root: Path) -> dict[str, list[tuple[int, float]]]:
 def collect(path: str | Path) -> ReportData:
     root = Path(path)
     if not root.is_dir():
-        raise InputError(f"{root}: no such directory (an arena run directory or a flywheel dir)")
+        what = "a file" if root.exists() else "no such directory"
+        raise InputError(f"{root}: {what}; report reads an arena run directory or a flywheel dir")
     if (root / "summary.json").exists() and (root / "registry.jsonl").exists():
         summary = read_json(root / "summary.json")
         rows = summary.get("iterations")

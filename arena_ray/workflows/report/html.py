@@ -144,6 +144,7 @@ def render(data: ReportData) -> str:
 
 
 def write_report(run_dir: str | Path, out: Optional[str | Path] = None) -> Path:
+    data = collect(run_dir)  # what to report on first: a bad run directory is named as the input it is
     path = output_file(Path(out) if out else Path(run_dir) / "report.html", [run_dir], own=("report.html",))
-    path.write_text(render(collect(run_dir)), encoding="utf-8")
+    path.write_text(render(data), encoding="utf-8")
     return path
