@@ -103,7 +103,7 @@ def test_kill_mid_run(target, reference, tiny_model_dir, tmp_path, fault_table):
     while not mid_run():
         assert worker.is_alive() and time.monotonic() < deadline, "the run ended before the fault"
         time.sleep(0.05)
-    before = set(watcher.generations)
+    before, judged_before = set(watcher.generations), watcher.judgments
     kill(target, run)
     worker.join(timeout=600)
     watcher.stop.set()
@@ -119,6 +119,11 @@ def test_kill_mid_run(target, reference, tiny_model_dir, tmp_path, fault_table):
     if target == "coordinator":
         assert result.stats["coordinator_restarts"] == 1
     else:
-        assert retried > 0, "the killed replica had requests in flight; they must have been retried"
+        # A request on the killed replica fails and is retried by the coordinator; a request still queued in
+        # Serve's router when the replica dies is sent to its replacement without a failure. Either way the
+        # killed model's remaining work must have been done after the fault, by the new replica.
+        done_after = ({k for k in watcher.generations if k[1] == "tiny-b"} - before if target == "tiny-b"
+                      else watcher.judgments > judged_before)
+        assert retried > 0 or done_after, "the killed replica's work was neither retried nor done after the fault"
     fault_table.append({"fault": f"ray.kill {target}", "expected": len(expected), "recorded": len(set(got)),
                         "lost": len(expected - set(got)), "duplicated": len(got) - len(set(got)), "retried": retried})
