@@ -22,6 +22,10 @@ pytestmark = pytest.mark.e2e
 def flywheel_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
     data = tiny_config_dict(tmp_path / "unused-arena-run", tiny_model_dir)
     data["arena"]["flush_every"] = 1
+    # The random tiny judge decides the data: with the default template's per-request nonce its verdicts (and so
+    # whether an iteration has SFT/DPO data at all) change from run to run; pairwise-v1 at temperature 0 makes
+    # them the same every run.
+    data["judge"]["prompt"] = "pairwise-v1"
     fast = {"max_steps": 2, "per_device_batch_size": 2, "max_length": 1024, "cpus_per_worker": 2,
             "learning_rate": 1e-4}
     data["flywheel"] = {
