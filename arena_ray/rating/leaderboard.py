@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from arena_ray.rating.bradley_terry import describe_separation
 from arena_ray.records import Rating
-from arena_ray.records.tables import json_text
+from arena_ray.records.tables import json_text, write_text_atomic
 
 CSV_COLUMNS = ("model", "rating", "ci_low", "ci_high", "rank_ub", "battles")
 
@@ -84,9 +83,7 @@ def to_csv(ratings: Sequence[Rating]) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def write(run_dir: Path, ratings: Sequence[Rating], failed: Mapping[str, int], extra: Mapping[str, object],

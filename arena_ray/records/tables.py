@@ -25,6 +25,15 @@ def write_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """A text file written beside itself and renamed into place: a reader never sees half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def read_table(path: Path, schema: pa.Schema, columns: Optional[Sequence[str]] = None, hint: str = "",
                optional: Optional[Mapping[str, object]] = None) -> pa.Table:
     """The file's rows as `schema` (or just `columns` of it); an InputError naming the file when it is unreadable

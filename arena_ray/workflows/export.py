@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 from arena_ray.arena.ledger import Ledger, load_instructions_of
 from arena_ray.errors import InputError
 from arena_ray.records.outputs import output_dir
+from arena_ray.records.tables import write_text_atomic
 from arena_ray.settings.arena import ARENA_HARD_STRONG_GAP
 from arena_ray.settings.names import name_problem
 
@@ -40,11 +41,7 @@ def export_alpaca_eval(run_dir: str | Path, out_dir: str | Path, models: Optiona
         rows = [{"instruction": i.text, "output": answers[model][i.instruction_id], "generator": model,
                  "dataset": i.source, "instruction_id": i.instruction_id}
                 for i in single if i.instruction_id in answers[model]]
-        folder = out / model
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "model_outputs.json.tmp"
-        tmp.write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(folder / "model_outputs.json")
+        write_text_atomic(out / model / "model_outputs.json", json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
         written[model] = len(rows)
     return written
 
@@ -124,8 +121,5 @@ def _file_name(name: str, run: Path, what: str) -> str:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return len(rows)
