@@ -89,8 +89,8 @@ class Config(Strict):
             if name and self.models[name].engine != "vllm":
                 raise ValueError(f"{section}: '{name}' must be a vllm model (its weights are trained)")
         for section, needs in (("flywheel", self.flywheel), ("self_reward", self.self_reward),
-                               ("ppo.reward.source judge", self.ppo and self.ppo.backend == "native"
-                                and self.ppo.reward.source == "judge")):
+                               (f"ppo.reward.source {self.ppo and self.ppo.reward.source}",
+                                self.ppo and self.ppo.backend == "native" and self.ppo.reward.source != "rm")):
             if needs and self.judge is None:
                 raise ValueError(f"{section} needs a 'judge' section")
         return self

@@ -113,9 +113,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         for part in path[:-1]:
             child = node.get(part)
             if child is None:
-                child = node[part] = {}
+                child = {}
             if not isinstance(child, dict):
                 raise ConfigError(f"override '{text}': '{part}' is not a section")
+            # A copy: a YAML alias (`vllm: *cpu_vllm`) shares one dict between sections, and an override of
+            # one must not change the others.
+            node[part] = child = dict(child)
             node = child
         node[path[-1]] = value
     return data

@@ -1,12 +1,14 @@
 """A served model: its engine (vllm, openai, replay), how it is prompted and sampled, and its resources."""
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
 from arena_ray.settings.base import Strict
+from arena_ray.settings.vllm_args import close_engine_args, unknown_engine_args
 
 # Variables that never hold an API key: refused as api_key_env.
 SYSTEM_VARIABLES = frozenset({"HOME", "PATH", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "LANG", "TERM", "HOSTNAME",
@@ -33,7 +35,37 @@ class VLLMConfig(Strict):
     seed: int = 0
     """Engine seed."""
     extra: dict[str, object] = Field(default_factory=dict)
-    """Further vllm.AsyncEngineArgs passed unchanged (e.g. quantization, kv_cache_dtype)."""
+    """Further vllm.AsyncEngineArgs passed unchanged (e.g. quantization, kv_cache_dtype); checked at load
+    against the installed vLLM's argument names."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data):
+        # Say which name was meant, and send a real engine argument that has no setting here to `extra`.
+        if not isinstance(data, dict):
+            return data
+        problems = []
+        for key in (k for k in data if k not in cls.model_fields):
+            is_arg, close_args = close_engine_args(str(key))
+            if is_arg:
+                problems.append(f"'{key}' has no setting of its own here: give it as vllm.extra.{key}")
+                continue
+            close = difflib.get_close_matches(str(key), list(cls.model_fields), n=2, cutoff=0.6)
+            close += [f"extra.{c}" for c in close_args if c not in close]
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            problems.append(f"unknown setting '{key}'{hint}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return data
+
+    @field_validator("extra")
+    @classmethod
+    def _engine_args(cls, extra: dict[str, object]) -> dict[str, object]:
+        typed = [f"'{k}' has a setting of its own: set vllm.{k}" for k in extra if k in cls.model_fields]
+        problems = typed + unknown_engine_args(k for k in extra if k not in cls.model_fields)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return extra
 
 
 class OpenAIConfig(Strict):

@@ -15,11 +15,18 @@ class RLPromptsConfig(InstructionsConfig):
 
 
 class RewardConfig(Strict):
-    source: Literal["rm", "judge"] = "judge"
+    source: Literal["rm", "judge", "pairwise"] = "judge"
     """rm: a reward model (HF sequence-classification folder, e.g. the flywheel's rm stage) scores each answer;
-    judge: the config's judge scores each answer with a single-answer rubric (0-5, divided by 5)."""
+    judge: the config's judge scores each answer with a single-answer rubric (0-5, divided by 5); pairwise: the
+    config's judge compares each answer with a reference answer to the same prompt under its pairwise template,
+    in both orders (Arena Learning's judge as the reward): mean of (policy score - reference score) / 9, in
+    [-1, 1]."""
     rm_path: Optional[str] = None
-    """The reward model's folder (source: rm)."""
+    """The reward model's folder (source: rm; the flywheel fills in its iteration's reward model)."""
+    reference_answers: Optional[str] = None
+    """Recorded answers the policy is judged against (source: pairwise; arena-hard, FastChat or
+    `question_id, text` JSONL); prompts without one stay unrewarded. The flywheel fills in the strongest
+    competitor's answers from the stage's battles."""
     rm_max_length: int = Field(1024, ge=16)
     """Tokens the reward model reads (prompt + answer)."""
     judge_prompt: str = "rubric-additive-v1"
@@ -32,12 +39,6 @@ class RewardConfig(Strict):
     """Judgments asked per answer before it stays unrewarded."""
     constrain_format: bool = True
     """Hold judgments to the rubric's output format (vLLM structured outputs)."""
-
-    @model_validator(mode="after")
-    def _rm_path(self) -> "RewardConfig":
-        if self.source == "rm" and not self.rm_path:
-            raise ValueError("reward.source 'rm' needs reward.rm_path")
-        return self
 
 
 class OpenRLHFConfig(Strict):
@@ -95,15 +96,9 @@ class OpenRLHFConfig(Strict):
     """Further arguments appended to the OpenRLHF command."""
 
 
-class PPOConfig(Strict):
-    dir: str = "runs/ppo"
-    """Directory of the run (rollouts, steps, checkpoints, model, summary)."""
-    policy: str
-    """The policy: a vllm entry of `models`; its serving deployment produces the rollouts."""
-    backend: Literal["native", "openrlhf"] = "native"
-    """native: the learner here with rollouts from Serve; openrlhf: OpenRLHF's Ray PPO on a GPU cluster."""
-    prompts: RLPromptsConfig = Field(default_factory=RLPromptsConfig)
-    """Prompts, cycled over the steps."""
+class PPORecipe(Strict):
+    """The learner's and the rollouts' settings: `arena-ray ppo` and the flywheel's ppo stage share them."""
+
     steps: int = Field(4, ge=1)
     """Policy updates."""
     prompts_per_step: int = Field(4, ge=1)
@@ -149,13 +144,35 @@ class PPOConfig(Strict):
     """Rollout attempts before a rollout is given up."""
     reward: RewardConfig = Field(default_factory=RewardConfig)
     """Where rewards come from."""
+
+    @model_validator(mode="after")
+    def _groups(self) -> "PPORecipe":
+        if self.advantage in ("grpo", "rloo") and self.samples_per_prompt < 2:
+            raise ValueError(f"advantage '{self.advantage}' needs samples_per_prompt >= 2")
+        return self
+
+
+class PPOConfig(PPORecipe):
+    dir: str = "runs/ppo"
+    """Directory of the run (rollouts, steps, checkpoints, model, summary)."""
+    policy: str
+    """The policy: a vllm entry of `models`; its serving deployment produces the rollouts."""
+    backend: Literal["native", "openrlhf"] = "native"
+    """native: the learner here with rollouts from Serve; openrlhf: OpenRLHF's Ray PPO on a GPU cluster."""
+    prompts: RLPromptsConfig = Field(default_factory=RLPromptsConfig)
+    """Prompts, cycled over the steps."""
     openrlhf: OpenRLHFConfig = Field(default_factory=OpenRLHFConfig)
     """The OpenRLHF hand-off (backend: openrlhf)."""
 
     @model_validator(mode="after")
-    def _groups(self) -> "PPOConfig":
-        if self.advantage in ("grpo", "rloo") and self.samples_per_prompt < 2:
-            raise ValueError(f"advantage '{self.advantage}' needs samples_per_prompt >= 2")
+    def _reward_inputs(self) -> "PPOConfig":
+        r = self.reward
+        if r.source == "rm" and not r.rm_path:
+            raise ValueError("reward.source 'rm' needs reward.rm_path")
+        if r.source == "pairwise" and not r.reference_answers:
+            raise ValueError("reward.source 'pairwise' needs reward.reference_answers")
+        if r.source == "pairwise" and self.backend == "openrlhf":
+            raise ValueError("reward.source 'pairwise' is native only (OpenRLHF's remote reward sees one answer)")
         return self
 
     @model_validator(mode="after")

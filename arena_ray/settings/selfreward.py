@@ -1,12 +1,14 @@
 """The `self_reward:` section (Self-Rewarding LMs, Yuan et al. 2024): the defaults are the paper's."""
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from arena_ray.settings.base import Strict
 from arena_ray.settings.data import InstructionFormat
+from arena_ray.settings.names import name_problem
 from arena_ray.settings.train import TrainConfig
 
 
@@ -18,15 +20,78 @@ def _sft() -> TrainConfig:
     return TrainConfig(learning_rate=5.5e-6)
 
 
+_EVAL_SETS = ["../shared/data/instructions/vicuna_bench.jsonl", "../shared/data/instructions/arena_hard_v0.1.jsonl",
+              "../shared/data/instructions/mt_bench.jsonl"]
+
+
+class GenerateConfig(Strict):
+    """Self-instruction creation (after Self-Instruct): M_{t-1} writes iteration t's prompts from
+    few-shot examples, and only those that pass Self-Instruct's filters are kept."""
+
+    seed_path: str = "../shared/data/instructions/self_instruct_seed_tasks.jsonl"
+    """Seed tasks the few-shot examples are sampled from (with the prompts kept by earlier iterations); new prompts
+    must differ from them."""
+    few_shot: int = Field(8, ge=1)
+    """Examples shown per generation request (the paper: 8)."""
+    max_example_chars: Optional[int] = Field(600, ge=1)
+    """Longer seed tasks are not shown as examples (they still count as near duplicates); null: no limit."""
+    attempts_per_prompt: int = Field(8, ge=1)
+    """Generation requests per iteration at most per_iteration x this; when they run out the iteration warns and
+    goes on with the prompts it kept."""
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature of the generated prompts."""
+    top_p: float = Field(0.9, gt=0, le=1)
+    """Nucleus sampling of the generated prompts."""
+    max_tokens: int = Field(128, ge=8)
+    """New tokens per generated prompt."""
+    seed: int = 0
+    """Seed of the few-shot sampling (each request's examples depend on it, the iteration and the request)."""
+    near_duplicate: float = Field(0.7, gt=0, le=1)
+    """A prompt whose estimated word-set Jaccard similarity (MinHash LSH) to a seed task, an earlier prompt or an
+    evaluation prompt is at least this is refused (Self-Instruct: ROUGE-L 0.7)."""
+    min_words: int = Field(3, ge=1)
+    """Shorter prompts (words) are refused."""
+    max_words: int = Field(150, ge=1)
+    """Longer prompts (words) are refused."""
+    decontaminate_ngram: int = Field(13, ge=1)
+    """A prompt sharing a word n-gram of this length with an evaluation prompt is refused (GPT-3: 13)."""
+    decontaminate: list[str] = Field(default_factory=lambda: list(_EVAL_SETS))
+    """Evaluation prompt files generated prompts must not leak from (every user turn); `eval_instructions` is
+    always among them."""
+    output_regex: Optional[str] = None
+    """Hold each generated prompt to this regular expression (vLLM structured outputs); null: free text."""
+
+    @field_validator("output_regex")
+    @classmethod
+    def _regex(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as err:
+                raise ValueError(f"not a regular expression: {err}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _length_window(self) -> "GenerateConfig":
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is above max_words ({self.max_words}): "
+                             "nothing would be kept")
+        return self
+
+
 class PromptsConfig(Strict):
+    source: Literal["file", "generate"] = "file"
+    """file: the prompts of `path`; generate: M_{t-1} writes them (`generate`, Self-Instruct style)."""
     path: str = "../shared/data/instructions/self_instruct_user_oriented.jsonl"
-    """Prompt file."""
+    """Prompt file (source: file)."""
     format: InstructionFormat = "auto"
     """Record format; auto: detected per record."""
     per_iteration: int = Field(64, ge=1)
-    """Iteration t takes the next this many prompts of the file (fresh prompts every iteration)."""
+    """Prompts per iteration: the next this many of the file (fresh every iteration), or this many generated."""
     offset: int = Field(0, ge=0)
     """Prompts skipped at the start of the file."""
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    """Self-instruction creation (source: generate)."""
 
 
 class AgreementConfig(Strict):
@@ -59,6 +124,15 @@ class SeedConfig(Strict):
     """EFT records used; null: all."""
     train: TrainConfig = Field(default_factory=_sft)
     """The seed SFT recipe."""
+
+
+class ReferenceConfig(Strict):
+    """A reference model's recorded answers to the eval prompts (AlpacaEval's baseline role)."""
+
+    model: str = "gpt-4-0314"
+    """Its name in the arena and the summary (a name no other model of the run has)."""
+    answers: str = "../shared/data/answers/arena_hard_v0.1/gpt-4-0314.jsonl"
+    """Its answers file (arena-hard, FastChat or `question_id, text` JSONL) covering the eval prompts."""
 
 
 class SelfRewardConfig(Strict):
@@ -104,9 +178,29 @@ class SelfRewardConfig(Strict):
     """Optional seed stage (IFT + EFT SFT) that makes M1."""
     train: TrainConfig = Field(default_factory=_dpo)
     """The DPO recipe of every iteration."""
-    eval_instructions: str = "../shared/data/instructions/vicuna_bench.jsonl"
-    """Prompts of the arena that rates each new model against the previous one (the config's judge)."""
+    eval_instructions: str = "../shared/data/instructions/arena_hard_v0.1.jsonl"
+    """Prompts of the arena that rates each new model against the previous one, M0 and the reference (the
+    config's judge)."""
     eval_limit: Optional[int] = Field(20, ge=1)
     """Eval prompts used; null: all."""
+    reference: Optional[ReferenceConfig] = Field(default_factory=lambda: ReferenceConfig())
+    """Recorded answers every model is also judged against on the eval prompts, for the (length-controlled)
+    win rate; null: none."""
+    max_length_growth: float = Field(1.5, gt=1)
+    """Reward-hacking guard: a model whose mean eval answer length grew by more than this factor over M0 while
+    its length-controlled win rate did not rise gets a warning."""
+    stop_on_hacking: bool = False
+    """Stop the loop (after the iteration's summary row) when the guard fires."""
     version_overrides: dict[str, object] = Field(default_factory=dict)
     """Merged into the model's entry for every trained version."""
+
+    @model_validator(mode="after")
+    def _reference_name(self) -> "SelfRewardConfig":
+        ref = self.reference.model if self.reference else None
+        if ref is not None:
+            problem = name_problem(ref, in_config=True)
+            if problem:
+                raise ValueError(f"reference.model: {problem}")
+            if ref == self.model or ref.startswith(f"{self.model}@"):
+                raise ValueError(f"reference.model '{ref}' is a name of the model being trained; choose another")
+        return self

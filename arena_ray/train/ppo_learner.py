@@ -57,9 +57,10 @@ class PolicyLearner:
     def __init__(self, policy_path: str, settings: dict, use_gpu: bool = False):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from arena_ray.settings.ppo import PPOConfig
+        from arena_ray.settings.ppo import PPORecipe
 
-        self.s = PPOConfig.model_validate(settings)
+        # The recipe's own keys: `arena-ray ppo` passes its whole section, the flywheel's stage its recipe.
+        self.s = PPORecipe.model_validate({k: v for k, v in settings.items() if k in PPORecipe.model_fields})
         torch.manual_seed(self.s.seed)
         self.device = torch.device("cuda" if use_gpu else "cpu")
         dtype = torch.bfloat16 if use_gpu else torch.float32

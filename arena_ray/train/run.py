@@ -18,6 +18,7 @@ from arena_ray.errors import InputError, TrainingError
 from arena_ray.records.tables import json_text
 from arena_ray.settings.train import Method, TrainConfig
 from arena_ray.train import formats
+from arena_ray.train.placement import check_cluster, cpu_worker_env
 from arena_ray.train.registry import weight_files
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,43 @@ def build_cpu_comm_op() -> None:
     ShareMemCommBuilder().load(verbose=False)
 
 
+def placement_needs(method: Method, settings: TrainConfig) -> list[tuple[dict[str, float], str]]:
+    """What the workers take all at once, each with the settings that ask for it."""
+    n = settings.num_workers
+    needs = [({"CPU": n * settings.cpus_per_worker},
+              f"train.{method}: num_workers x cpus_per_worker ({n} x {settings.cpus_per_worker:g})")]
+    if settings.use_gpu:
+        needs.insert(0, ({"GPU": n}, f"train.{method}.use_gpu: true (num_workers: {n}, one GPU each)"))
+    return needs
+
+
+def check_placement(method: Method, settings: TrainConfig) -> None:
+    """Fail now, naming the setting, where the workers could never be placed and Ray would wait for them
+    forever: use_gpu on a cluster without enough GPUs, or more worker CPUs than it has."""
+    for needs, setting in placement_needs(method, settings):
+        check_cluster(needs, setting)
+
+
+def torch_trainer(method: Method, base: Path, rows: list[dict], out: Path, settings: TrainConfig, storage: Path):
+    """The TorchTrainer of one run. A CPU run stays on CPU on a GPU host too: gloo, and workers that see no
+    GPU (see arena_ray.train.placement); transformers is told use_cpu in the worker."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from arena_ray.train.worker import train_loop
+
+    return TorchTrainer(
+        train_loop,
+        train_loop_config={"method": method, "base": str(Path(base).resolve()), "rows": rows, "run": out.name,
+                           "train": settings.model_dump(mode="json")},
+        scaling_config=ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu,
+                                     resources_per_worker={"CPU": settings.cpus_per_worker}),
+        torch_config=TorchConfig(backend="nccl" if settings.use_gpu else "gloo"),
+        run_config=RunConfig(name=f"{out.parent.name}-{out.name}", storage_path=str(storage),
+                             worker_runtime_env={} if settings.use_gpu else {"env_vars": cpu_worker_env()}),
+    )
+
+
 def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConfig, *,
           completion_template: Optional[str] = None, storage: Optional[Path] = None) -> TrainResult:
     out = Path(out)
@@ -100,21 +138,10 @@ def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConf
     if settings.deepspeed and not settings.use_gpu:
         build_cpu_comm_op()
 
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from arena_ray.train.worker import train_loop
-
+    # Inputs first (cheap, no cluster needed), then the cluster: before Ray Train would wait for workers forever.
+    check_placement(method, settings)
     storage = Path(storage or out.parent / "ray_train").resolve()
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"method": method, "base": str(Path(base).resolve()), "rows": rows, "run": out.name,
-                           "train": settings.model_dump(mode="json")},
-        scaling_config=ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu,
-                                     resources_per_worker={"CPU": settings.cpus_per_worker}),
-        run_config=RunConfig(name=f"{out.parent.name}-{out.name}", storage_path=str(storage)),
-    )
-    result = trainer.fit()
+    result = torch_trainer(method, Path(base), rows, out, settings, storage).fit()
     if result.checkpoint is None:
         raise TrainingError(f"training {out.name}: Ray Train finished without a checkpoint ({result.error})")
     tmp = out.with_name(out.name + ".tmp")

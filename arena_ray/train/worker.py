@@ -2,10 +2,12 @@
 
 Ray's TorchTrainer has already set up the process group (gloo on CPU, NCCL on GPUs) and the environment that
 transformers reads, so the TRL trainer runs data-parallel (or under DeepSpeed ZeRO when a config is given)
-without further glue. Rank 0 reports the saved HF folder (safetensors) as the Ray Train checkpoint.
+without further glue. A CPU run's workers see no GPU (their runtime_env, arena_ray.train.placement) and
+transformers is told use_cpu. Rank 0 reports the saved HF folder (safetensors) as the Ray Train checkpoint.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -89,6 +91,12 @@ def summarise(log_history: list[dict]) -> dict:
 
 
 def train_loop(config: dict) -> None:
+    if not config["train"].get("use_gpu"):
+        # The worker's runtime_env hides the GPUs already; this covers a worker started without it, as long
+        # as nothing in the process has initialised CUDA yet.
+        from arena_ray.train.placement import cpu_worker_env
+
+        os.environ.update(cpu_worker_env())
     import ray.train
     from ray.train.huggingface.transformers import prepare_trainer
 

@@ -47,29 +47,33 @@ def run_ppo(config: Config, show_progress: bool = True) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(dump(config))
     prompts = load_instructions(ppo.prompts.path, ppo.prompts.format, ppo.prompts.offset, ppo.prompts.limit)
-    if ppo.reward.source == "judge":
-        from arena_ray.judging.prompts import load_rubric_template
-        template = load_rubric_template(ppo.reward.judge_prompt)
+    template = judge_template(config)
     start = resume_point(root)
     policy_app = f"{ppo.policy}-policy"
     models = {policy_app: config.models[ppo.policy]}
-    if ppo.reward.source == "judge":
+    if ppo.reward.source != "rm":
         models[config.judge.model] = config.models[config.judge.model]
     # --- run
     with ray_session(config.ray), served(models, config.serve, exclusive=[policy_app]) as handles:
         import ray
 
         from arena_ray.serving.weight_store import open_store
+        from arena_ray.train.placement import check_cluster, cpu_worker_env
         from arena_ray.train.ppo_learner import PolicyLearner
 
+        if ppo.use_gpu:
+            check_cluster({"GPU": 1}, "ppo.use_gpu: true (the learner takes one GPU)")
         store = open_store(policy_app)
-        learner = ray.remote(PolicyLearner).options(num_cpus=ppo.learner_cpus, num_gpus=1 if ppo.use_gpu else 0) \
-            .remote(config.models[ppo.policy].path, ppo.model_dump(mode="json"), ppo.use_gpu)
+        # A CPU learner on a GPU host must not see the GPU (Ray leaves CUDA_VISIBLE_DEVICES alone at 0 GPUs).
+        learner = ray.remote(PolicyLearner).options(
+            num_cpus=ppo.learner_cpus, num_gpus=1 if ppo.use_gpu else 0,
+            runtime_env=None if ppo.use_gpu else {"env_vars": cpu_worker_env()},
+        ).remote(config.models[ppo.policy].path, ppo.model_dump(mode="json"), ppo.use_gpu)
         if start:
             ray.get(learner.restore.remote(str(root / "checkpoint"), start))
             publish(ray, learner, store)
         policy = ServeModelClient(handles[policy_app], config.models[ppo.policy].max_ongoing_requests)
-        reward = reward_source(config, handles, template if ppo.reward.source == "judge" else None)
+        reward = reward_source(config, handles, template)
         for step in range(start + 1, ppo.steps + 1):
             batch = step_prompts(prompts, step, ppo.prompts_per_step)
             rollouts = asyncio.run(collect(policy, batch, step, ppo, root, show_progress))
@@ -110,14 +114,27 @@ def step_prompts(prompts: list[Instruction], step: int, per_step: int) -> list[I
     return [prompts[(first + i) % len(prompts)] for i in range(per_step)]
 
 
+def judge_template(config: Config):
+    """The judge's template for this reward (checked before anything starts), or None for a reward model."""
+    from arena_ray.judging.prompts import load_rubric_template, load_template
+
+    source = config.ppo.reward.source
+    return load_rubric_template(config.ppo.reward.judge_prompt) if source == "judge" else \
+        load_template(config.judge.prompt) if source == "pairwise" else None
+
+
 def reward_source(config: Config, handles: dict, template):
     ppo = config.ppo
-    if ppo.reward.source == "judge":
-        from arena_ray.train.rewards import JudgeReward
+    if ppo.reward.source in ("judge", "pairwise"):
+        from arena_ray.data.answers import load_answers
+        from arena_ray.train.rewards import JudgeReward, PairwiseJudgeReward
 
         judge = config.models[config.judge.model]
         client = ServeModelClient(handles[config.judge.model], judge.replicas * judge.max_ongoing_requests)
-        return JudgeReward(client, template, ppo.reward, ppo.request_timeout_s)
+        if ppo.reward.source == "judge":
+            return JudgeReward(client, template, ppo.reward, ppo.request_timeout_s)
+        return PairwiseJudgeReward(client, template, load_answers(ppo.reward.reference_answers), ppo.reward,
+                                   config.judge.max_answer_chars, ppo.request_timeout_s)
     import ray
 
     from arena_ray.train.rewards import RewardModelScorer

@@ -1,5 +1,6 @@
 """`arena-ray flywheel` end to end on a tiny configuration (tiny random target and judge, replay competitors,
-real arena-hard data): two iterations of sft → dpo, killed with SIGKILL mid-run and resumed as a Ray job."""
+real arena-hard data): one iteration of sft → dpo → ppo (the judge against the strongest competitor's answers as
+the PPO reward), killed with SIGKILL mid-run and resumed as a Ray job."""
 from __future__ import annotations
 
 import json
@@ -30,12 +31,17 @@ def flywheel_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
             "learning_rate": 1e-4}
     data["flywheel"] = {
         "dir": str(tmp_path / "fw"), "target": "tiny", "competitors": ["gpt-4-0314", "gpt-3.5-turbo-0125"],
-        "iterations": 2, "stages": ["sft", "dpo"], "instructions_per_shard": 2, "eval_limit": 2,
+        "iterations": 1, "stages": ["sft", "dpo", "ppo"], "instructions_per_shard": 2, "eval_limit": 2,
         "data": {"sources": [{"path": str(SHARED_DATA / "instructions" / "arena_hard_v0.1.jsonl"), "limit": 40}],
                  "split": {"shards": 4, "holdout": 4}},
         # A random judge rarely opens a 2-3 point gap: keep every decided battle so training data flows.
         "thresholds": {"sft_gap": 0.0, "dpo_gap": 0.0, "rm_gap": 0.0},
         "train": {"sft": fast, "dpo": {**fast, "learning_rate": 1e-5}},
+        "ppo": {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 2, "max_new_tokens": 8,
+                # Both orders cancel a purely positional judge (a random one is): sampling its verdicts gives
+                # the rewards the spread a policy gradient needs.
+                "learning_rate": 1e-3, "reward": {"source": "pairwise", "judge_max_tokens": 16,
+                                                  "judge_temperature": 1.0}},
         "version_overrides": {"env": CPU_ENV},
     }
     path = tmp_path / "flywheel.yaml"
@@ -77,25 +83,41 @@ def test_flywheel_two_iterations_killed_and_resumed_as_a_ray_job(tmp_path, tiny_
 
     registry = Registry(fw)
     names = [v.name for v in registry.versions()]
-    assert names == ["tiny@0", "tiny@1-sft", "tiny@1", "tiny@2-sft", "tiny@2"]
-    trained = [v for v in registry.versions() if v.stage in ("sft", "dpo")]
-    assert all(v.metrics.get("steps") == 2 for v in trained), [v.metrics for v in trained]
-    assert len({v.digest for v in registry.versions()}) == 5  # every stage changed the weights
+    assert names == ["tiny@0", "tiny@1-sft", "tiny@1-dpo", "tiny@1"]
+    assert [v.stage for v in registry.versions()] == ["base", "sft", "dpo", "ppo"]
+    trained = {v.stage: v for v in registry.versions()}
+    assert trained["sft"].metrics.get("steps") == 2 and trained["dpo"].metrics.get("steps") == 2
+    assert trained["ppo"].metrics["steps"] == 2 and trained["ppo"].metrics["reward"] == "pairwise"
+    assert len({v.digest for v in registry.versions()}) == 4  # every stage changed the weights
+    # PPO's rollouts came from the dpo version's deployment, the weights pushed into it after each step, and
+    # its rewards from the judge against the strongest competitor's recorded answers on the stage's shard.
+    ppo_steps = [json.loads(line) for line in (fw / "iter1-ppo" / "ppo" / "steps.jsonl").read_text().splitlines()]
+    assert [s["versions_seen"] for s in ppo_steps] == [[0], [1]]
+    assert all(s["reward_mean"] is not None and -1 <= s["reward_mean"] <= 1 for s in ppo_steps)
+    references = list((fw / "iter1-ppo" / "reference").glob("*.jsonl"))
+    assert [r.stem for r in references] in (["gpt-4-0314"], ["gpt-3.5-turbo-0125"])
+    assert len(references[0].read_text().splitlines()) == 2
 
     summary = json.loads((fw / "summary.json").read_text())
     rows = summary["iterations"]
-    assert [r["version"] for r in rows] == ["tiny@0", "tiny@1", "tiny@2"]
+    assert [r["version"] for r in rows] == ["tiny@0", "tiny@1"]
     # A bootstrap on a few battles may leave an interval open on one side (None = unbounded).
     assert all(r["rating"] is not None and (r["ci"][0] is None or r["ci"][0] <= r["rating"])
                and (r["ci"][1] is None or r["rating"] <= r["ci"][1]) for r in rows)
-    assert [s["method"] for s in rows[1]["stages"]] == ["sft", "dpo"]
-    assert all(s["battles"] > 0 and s["loss_first"] is not None for r in rows[1:] for s in r["stages"])
-    assert set(rows[2]["win_rate"]) == {"gpt-4-0314", "gpt-3.5-turbo-0125"}
-    # tiny@2 was rated against the competitors and both earlier versions (replayed from their eval answers).
-    board = json.loads((fw / "eval" / "tiny@2" / "leaderboard.json").read_text())
-    assert {"tiny@0", "tiny@1", "tiny@2"} <= set(board["models"])
+    assert [s["method"] for s in rows[1]["stages"]] == ["sft", "dpo", "ppo"]
+    assert all(s["battles"] > 0 for s in rows[1]["stages"])
+    assert rows[1]["stages"][0]["loss_first"] is not None and rows[1]["stages"][2]["reward_first"] is not None
+    assert set(rows[1]["win_rate"]) == {"gpt-4-0314", "gpt-3.5-turbo-0125"}
+    # tiny@1 against @0 head to head (replayed from @0's eval answers), both orders judged per battle.
+    h2h = rows[1]["head_to_head"]
+    assert h2h["battles"] == 2 and h2h["wins"] + h2h["ties"] + h2h["losses"] == 2 and len(h2h["ci"]) == 2
+    assert rows[1]["lc_reference"] == "gpt-4-0314" and rows[1]["raw_win_rate"] is not None
+    assert all(r["mean_length"] > 0 for r in rows) and "length_hacking" in summary
+    board = json.loads((fw / "eval" / "tiny@1" / "leaderboard.json").read_text())
+    assert {"tiny@0", "tiny@1"} <= set(board["models"])
     table = (fw / "summary.md").read_text()
-    assert "| 2 | tiny@2 | sft |" in table and "win vs gpt-4-0314" in table
-    assert "tiny@2" in out.stdout  # the table was printed
+    assert "| 1 | tiny@1 | sft |" in table and "| ppo |" in table and "vs @0 (95% CI)" in table
+    assert "LC win vs gpt-4-0314" in table and "win vs gpt-4-0314" in table
+    assert "tiny@1" in out.stdout  # the table was printed
     # The shards used were disjoint from the held-out eval set.
     assert json.loads((fw / "data" / "done.json").read_text())["holdout"] == 4

@@ -111,7 +111,9 @@ def test_run_identity_ignores_explicit_defaults():
 
 @pytest.mark.parametrize("section,needle", [
     ({"self_reward": {"model": "nope"}}, "self_reward.model: unknown model 'nope'"),
-    ({"self_reward": {"model": "gpt-4-0314"}}, "self_reward.model: 'gpt-4-0314' must be a vllm model"),
+    ({"self_reward": {"model": "gpt-3.5-turbo-0125"}}, "self_reward.model: 'gpt-3.5-turbo-0125' must be a vllm model"),
+    ({"self_reward": {"model": "gpt-4-0314"}}, "reference.model 'gpt-4-0314' is a name of the model being trained"),
+    ({"ppo": {"policy": "tiny", "reward": {"source": "pairwise"}}}, "reward.source 'pairwise' needs reward.reference_answers"),
     ({"ppo": {"policy": "gpt-4-0314"}}, "ppo.policy: 'gpt-4-0314' must be a vllm model"),
     ({"ppo": {"policy": "smollm2", "reward": {"source": "rm"}}}, "reward.source 'rm' needs reward.rm_path"),
     ({"ppo": {"policy": "smollm2", "samples_per_prompt": 1}}, "advantage 'grpo' needs samples_per_prompt >= 2"),

@@ -1,7 +1,7 @@
 """The flywheel's schedule, pure: which version battles on which shard, and what each stage produces.
 
-Iteration i turns version `<target>@{i-1}` into `<target>@{i}`. Each policy stage (sft, dpo) battles its
-input version on a shard, curates, and trains the next policy; with fresh_shard_per_stage each policy stage
+Iteration i turns version `<target>@{i-1}` into `<target>@{i}`. Each policy stage (sft, dpo, ppo) battles its
+input version on a shard, curates (ppo: takes the shard as prompts), and trains the next policy; with fresh_shard_per_stage each policy stage
 takes the next unused shard (the paper: SFT on D_i, then DPO with the SFT model on D_i+1). An rm stage trains
 a reward model `<target>-rm@{i}` on the battles of the iteration's first stage and leaves the policy alone.
 """
@@ -16,7 +16,7 @@ from arena_ray.train.registry import version
 @dataclass(frozen=True)
 class Stage:
     iteration: int
-    method: str          # sft | dpo | rm
+    method: str          # sft | dpo | rm | ppo
     shard: int           # index of the shard D_k its battles ran on
     battle_model: str    # the version that battled (and, for sft/dpo, the base that is trained)
     output: str          # the version this stage produces

@@ -4,7 +4,8 @@ marker and returns the recorded result without redoing the work (arena runs also
 Layout under flywheel.dir:
   data/                    the instruction pipeline's output (shards/D*.parquet, holdout.parquet)
   battles/<D_k-version>/   arena run: one version vs the competitors on one shard
-  iter<i>-<method>/        curated/ (sft, dpo, rm Parquet) and model/ (the trained HF folder)
+  iter<i>-<method>/        curated/ (sft, dpo, rm Parquet) and model/ (the trained HF folder); a ppo stage:
+                           reference/<competitor>.jsonl (the pairwise reward's answers) and ppo/ (arena-ray ppo's run)
   eval/<version>/          arena run on the offline test set; eval/answers/<version>.jsonl for replays
   registry.jsonl           every version; summary.json / summary.md at the end
 """
@@ -22,6 +23,7 @@ from arena_ray.settings.data import DataJob
 from arena_ray.train.registry import Registry
 from arena_ray.workflows.arena import run_arena
 from arena_ray.workflows.curate import export
+from arena_ray.workflows.flywheel import focus
 from arena_ray.workflows.flywheel.plan import Stage
 from arena_ray.workflows.kit import arena_config, once, record_answers, train_version
 from arena_ray.workflows.prepare import run_data
@@ -47,20 +49,25 @@ def shard_path(root: Path, shard: int) -> Path:
 
 def version_model(config: Config, registry: Registry, name: str) -> dict:
     """The model entry serving a registered version: the target's entry, its path swapped, overrides merged."""
-    entry = registry.get(name)
-    if entry is None:
-        raise InputError(f"flywheel: version '{name}' is not registered in {registry.path}")
+    entry = registered(registry, name)
     base = config.models[config.flywheel.target].model_dump(mode="json")
     return {**base, **config.flywheel.version_overrides, "path": entry.path}
 
 
-def battle(config: Config, root: Path, registry: Registry, stage: Stage, show: bool) -> dict:
+def battle(config: Config, root: Path, registry: Registry, stage: Stage, show: bool,
+           previous: list[Path] = ()) -> dict:
+    """The stage's input version against the competitors on its shard (with focus and `previous` iterations'
+    battle runs: on the shard's weakest categories first)."""
     fw = config.flywheel
     run_dir = root / "battles" / stage.battle_key
     models = {stage.battle_model: version_model(config, registry, stage.battle_model),
               **{c: config.models[c].model_dump(mode="json") for c in fw.competitors}}
-    cfg = arena_config(config, run_dir, shard_path(root, stage.shard), fw.instructions_per_shard,
-                       stage.battle_model, models)
+    instructions, limit = shard_path(root, stage.shard), fw.instructions_per_shard
+    if fw.focus == "weakest" and previous:
+        instructions = focus.instructions(config, root / "battles" / f"{stage.battle_key}-focus", instructions,
+                                          previous)
+        limit = None
+    cfg = arena_config(config, run_dir, instructions, limit, stage.battle_model, models)
 
     def work() -> dict:
         result = run_arena(cfg, show_progress=show, between_stages=True)
@@ -107,3 +114,11 @@ def evaluate(config: Config, root: Path, registry: Registry, name: str, earlier:
         record_answers(run_dir, name, eval_answers_path(root, name))
         return {"run_dir": str(run_dir), "battles": len(result.tally.battles)}
     return once(run_dir, work)
+
+
+def registered(registry: Registry, name: str):
+    entry = registry.get(name)
+    if entry is None:
+        raise InputError(f"flywheel: version '{name}' is not registered in {registry.path}")
+    return entry
+

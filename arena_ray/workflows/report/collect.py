@@ -109,6 +109,32 @@ def arena_view(run_dir: Path, name: str) -> ArenaView:
                      battles_total=len(battles))
 
 
+MEASURES = ("head_to_head", "lc_win_rate", "raw_win_rate", "mean_length", "judge_score")
+
+
+def self_reward_rows(summary: dict) -> list[dict]:
+    """A self-rewarding summary as the iteration table's rows (the flywheel's shape): M0 from its baseline
+    arena, then per iteration the new model, its DPO stage and its arena measures."""
+    rows = []
+    base = summary.get("baseline") or {}
+    m0 = summary.get("m0") or summary["iterations"][0]["from"]
+    rows.append({"iteration": 0, "version": m0, "stages": [], **_rated(base, m0), "win_rate": {},
+                 **{k: base.get(k) for k in MEASURES}})
+    for r in summary["iterations"]:
+        arena = r.get("arena") or {}
+        stage = {"method": "dpo", "dpo": r.get("pairs_kept"), "skipped": (r.get("dpo") or {}).get("skipped"),
+                 **{k: (r.get("dpo") or {}).get(k) for k in ("loss_first", "loss_last")}}
+        rows.append({"iteration": r["iteration"], "version": r["to"], "stages": [stage], **_rated(arena, r["to"]),
+                     "win_rate": {} if arena.get("win_rate") is None else {r["from"]: arena["win_rate"]},
+                     **{k: arena.get(k) for k in MEASURES}})
+    return rows
+
+
+def _rated(arena: dict, name: str) -> dict:
+    entry = (arena.get("ratings") or {}).get(name) or {}
+    return {"rating": entry.get("rating"), "ci": entry.get("ci")}
+
+
 def training_curves(root: Path) -> dict[str, list[tuple[int, float]]]:
     curves = {}
     for log in sorted(root.glob("iter*-*/model/training_log.json")):
@@ -128,6 +154,11 @@ def collect(path: str | Path) -> ReportData:
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
             raise InputError(f"{root / 'summary.json'}: 'iterations' must be a non-empty list of iteration records")
         evals = sorted(p for p in (root / "eval").glob("*") if (p / "leaderboard.json").exists())
+        if all("to" in r for r in rows):  # a self-rewarding loop's summary (workflows/selfreward)
+            evals += sorted(p for p in root.glob("iter*/arena") if (p / "leaderboard.json").exists())
+            arenas = [arena_view(p, f"eval of {p.parent.name if p.name == 'arena' else p.name}") for p in evals]
+            return ReportData(f"Self-rewarding {root.name}", arenas,
+                              FlywheelView(self_reward_rows(summary), training_curves(root)))
         arenas = [arena_view(p, f"eval of {p.name}") for p in evals]
         return ReportData(f"Flywheel {root.name}", arenas, FlywheelView(rows, training_curves(root)))
     if (root / "leaderboard.json").exists():

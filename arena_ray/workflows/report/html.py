@@ -122,12 +122,25 @@ def categories_section(view: ArenaView) -> str:
     return "".join(parts)
 
 
+def _num(v, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _h2h(h: Optional[dict]) -> str:
+    if not h or h.get("win_rate") is None:
+        return "–"
+    return f"{h['win_rate']:.2f} ({h['ci'][0]:.2f}–{h['ci'][1]:.2f}) {h['wins']}/{h['ties']}/{h['losses']}"
+
+
 def flywheel_section(data: ReportData) -> str:
     fw = data.flywheel
-    rows = [[r["iteration"], r["version"], "–" if r["rating"] is None else f"{r['rating']:.1f}",
-             "–" if r["ci"] is None else f"{r['ci'][0]:.0f} – {r['ci'][1]:.0f}",
+    rows = [[r["iteration"], r["version"], " → ".join(s["method"] for s in r["stages"]) or "base", rating_text(r),
+             _h2h(r.get("head_to_head")), _num(r.get("lc_win_rate")), _num(r.get("raw_win_rate")),
+             _num(r.get("mean_length"), 0), _num(r.get("judge_score")),
              ", ".join(f"{k}: {v:.2f}" for k, v in r["win_rate"].items())] for r in fw.rows]
-    parts = ["<h2>Flywheel</h2>", _table(["iteration", "version", "rating", "95% CI", "win rate"], rows),
+    head = ["iteration", "version", "stages", "rating (95% CI)", "vs the start (95% CI) W/T/L", "LC win rate",
+            "raw win rate", "mean length", "judge score", "win rate"]
+    parts = ["<h2>Iterations</h2>", _table(head, rows),
              f"<figure class='plot'>{plots.ratings_by_iteration(fw.rows)}</figure>"]
     if any(r["stages"] for r in fw.rows):
         parts.append(f"<figure class='plot'>{plots.data_volume(fw.rows)}</figure>")

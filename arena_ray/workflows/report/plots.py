@@ -54,16 +54,19 @@ def heatmap(models: list[str], rates: list[list[float]], title: str) -> str:
 def ratings_by_iteration(rows: list[dict]) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     rated = [r for r in rows if r["rating"] is not None]
+    # An open interval end (None: unbounded) is drawn as no bar on that side.
+    lows = [r["rating"] if not r.get("ci") or r["ci"][0] is None else r["ci"][0] for r in rated]
+    highs = [r["rating"] if not r.get("ci") or r["ci"][1] is None else r["ci"][1] for r in rated]
     x = [r["iteration"] for r in rated]
     y = [r["rating"] for r in rated]
-    err = [[r["rating"] - r["ci"][0] for r in rated], [r["ci"][1] - r["rating"] for r in rated]]
+    err = [[r["rating"] - lo for r, lo in zip(rated, lows)], [hi - r["rating"] for r, hi in zip(rated, highs)]]
     ax.errorbar(x, y, yerr=err, fmt="o-", capsize=4, color="#b3441e")
     for r in rated:
         ax.annotate(r["version"], (r["iteration"], r["rating"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xticks(x)
     ax.set_xlabel("iteration")
     ax.set_ylabel("rating on the offline test set")
-    ax.set_title("Target rating per flywheel iteration (95% CI)")
+    ax.set_title("Rating per iteration (95% CI)")
     ax.grid(alpha=0.3)
     return _svg(fig)
 

@@ -2,27 +2,28 @@
 
 Iteration t (M_{t-1} → M_t): serve M_{t-1}; it answers fresh prompts N times and judges every answer K times
 with the additive rubric; it also judges held-out human-labelled pairs (judge quality); best/worst answers
-become DPO pairs (ties dropped) → DPO → M_t, registered; M_t battles M_{t-1} in the arena (the config's
-judge). Every stage writes a done.json (kit.once) and the request files resume mid-stage.
-Layout under self_reward.dir: registry.jsonl, iter<t>/{selfjudge,train,arena}/, summary.{json,md}.
+become DPO pairs (ties dropped) → DPO → M_t, registered; M_t battles M_{t-1}, M0 and a reference model's
+recorded answers in the arena (the config's judge; evaluate.py): win rates, length-controlled win rate, answer
+length, and a warning (self_reward.stop_on_hacking: a stop) when answers only grew longer. Every stage writes a
+done.json (kit.once) and the request files resume mid-stage.
+Layout under self_reward.dir: registry.jsonl, iter<t>/{prompts,selfjudge,train,arena}/, eval/ (M0 against the
+reference, every model's eval answers), summary.{json,md}.
 """
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import pyarrow as pa
 
-from arena_ray.data.battles import read_battles
 from arena_ray.data.ingest import load_instructions
 from arena_ray.data.preferences import load_pandalm
 from arena_ray.errors import ConfigError, InputError
 from arena_ray.judging.agreement import agreement
 from arena_ray.judging.prompts import load_rubric_template
-from arena_ray.rating import bradley_terry
-from arena_ray.rating.leaderboard import summary_of
-from arena_ray.rating.matrix import win_rate
+from arena_ray.rating.winrates import length_hacking
 from arena_ray.records.outputs import output_dir
 from arena_ray.records.tables import json_text, write_atomic
 from arena_ray.serving.cluster import ray_session
@@ -30,10 +31,10 @@ from arena_ray.serving.deployments import stage_serving
 from arena_ray.settings import Config, dump
 from arena_ray.train.formats import MESSAGES, preference_messages
 from arena_ray.train.registry import Registry, version
-from arena_ray.workflows.arena import run_arena
-from arena_ray.workflows.kit import arena_config, once, record_answers, train_version
+from arena_ray.workflows.kit import once, train_version
+from arena_ray.workflows.selfreward import evaluate, instruct
 from arena_ray.workflows.selfreward import seed as seed_stage
-from arena_ray.workflows.selfreward.judge import model_entry, self_judge_served
+from arena_ray.workflows.selfreward.judge import self_judge_served
 from arena_ray.workflows.selfreward.pairs import select_pairs
 from arena_ray.workflows.selfreward.summary import to_markdown
 
@@ -49,7 +50,11 @@ def run_self_reward(config: Config, show_progress: bool = True) -> list[dict]:
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(dump(config))
     template = load_rubric_template(sr.judge_prompt)
-    prompts = iteration_prompts(sr)
+    if sr.prompts.source == "generate":  # each iteration's model writes its own prompts (instruct.py)
+        instruct.check_sources(sr)
+        prompts = [None] * sr.iterations
+    else:
+        prompts = iteration_prompts(sr)
     human = load_pandalm(sr.agreement.path, sr.agreement.offset, sr.agreement.limit) if sr.agreement.path else []
     registry = Registry(root)
     registry.register(version(sr.model, 0), Path(config.models[sr.model].path), parent=None, stage="base",
@@ -57,24 +62,38 @@ def run_self_reward(config: Config, show_progress: bool = True) -> list[dict]:
     versions = [version(sr.model, 0)]
     rows = []
     # --- run
+    warning = None
     with ray_session(config.ray), stage_serving(config.serve):
+        base = evaluate.baseline(config, root, registry, show_progress)
         if sr.seed is not None:
             versions.append(seed_stage.run(config, root, registry, template, show_progress))
         first = len(versions)
         for t, batch in enumerate(prompts, start=1):
             it = root / f"iter{t}"
             previous, current = versions[-1], version(sr.model, first + t - 1)
+            if batch is None:
+                batch = instruct.generate_prompts(config, it, registry, previous, t,
+                                                  instruct.earlier_prompts(root, t), show_progress)
             judged = once(it / "selfjudge", lambda: self_judge(config, it, registry, previous, batch, human,
                                                                template, t, show_progress))
             trained = train_version(config, registry, method="dpo", base=previous, output=current,
                                     data=it / "selfjudge" / "dpo.parquet", stage_dir=it, settings=sr.train,
                                     iteration=t, model=sr.model, storage=root / "ray_train")
-            arena = once(it / "arena", lambda: rate_against(config, it, registry, current, previous, show_progress))
+            arena = evaluate.rate_against(config, root, it, registry, current, previous, show_progress)
             versions.append(current)
             rows.append(iteration_row(t, previous, current, judged, trained, arena))
+            made = it / "prompts" / "done.json"  # the model's own prompts: how many it wrote, kept, refused
+            rows[-1]["generated"] = json.loads(made.read_text()) if made.exists() else None
+            warning = length_hacking(guard_rows(versions[0], base, rows), sr.max_length_growth)
+            if warning:
+                log.warning("%s", warning)
+            if warning and sr.stop_on_hacking:
+                log.warning("self_reward.stop_on_hacking: stopping after iteration %d of %d", t, sr.iterations)
+                break
     # --- results
-    (root / "summary.json").write_text(json_text(rows, indent=2) + "\n")
-    table = to_markdown(rows)
+    summary = {"m0": versions[0], "baseline": base, "iterations": rows, "length_hacking": warning}
+    (root / "summary.json").write_text(json_text(summary, indent=2) + "\n")
+    table = to_markdown(rows, base) + (f"\n**Warning:** {warning}\n" if warning else "")
     (root / "summary.md").write_text(f"# Self-rewarding {root}\n\n{table}")
     if show_progress:
         print(table)
@@ -120,35 +139,11 @@ PAIR_SCHEMA = pa.schema([("instruction_id", pa.string()), ("prompt", MESSAGES), 
                          ("rejected", MESSAGES), ("chosen_score", pa.float64()), ("rejected_score", pa.float64())])
 
 
-def answers_path(it: Path) -> Path:
-    return it / "arena" / "answers.jsonl"
-
-
-def rate_against(config: Config, it: Path, registry: Registry, current: str, previous: str, show: bool) -> dict:
-    """M_t against M_{t-1} on the eval prompts; M_{t-1} replays its answers from the previous iteration's arena."""
-    sr = config.self_reward
-    run_dir = it / "arena"
-    earlier = answers_path(it.with_name(f"iter{int(it.name[4:]) - 1}"))
-    prev = {"engine": "replay", "path": str(earlier), "num_cpus": 0.1} if earlier.exists() else \
-        model_entry(config, registry, previous)
-    name_prev = previous if earlier.exists() or previous != version(sr.model, 0) else sr.model
-    models = {current: model_entry(config, registry, current), name_prev: prev}
-    cfg = arena_config(config, run_dir, Path(sr.eval_instructions), sr.eval_limit, current, models)
-    result = run_arena(cfg, show_progress=show, between_stages=True)
-    record_answers(run_dir, current, answers_path(it))
-    battles = [b if b.model_a != name_prev and b.model_b != name_prev else _renamed(b, name_prev, previous)
-               for b in read_battles(str(run_dir)).battles]
-    ratings = {r.model: r for r in bradley_terry.fit_battles(battles, bootstrap_rounds=config.rating.bootstrap_rounds,
-                                                             seed=config.rating.seed, scale=config.rating.scale,
-                                                             base=config.rating.base)} if battles else {}
-    rate, games = win_rate(battles, current, previous)
-    return {"battles": len(result.tally.battles), "failed_battles": result.tally.failed_battles,
-            "win_rate": None if games == 0 else round(rate, 3),
-            "ratings": {m: summary_of(r) for m, r in ratings.items()}}
-
-
-def _renamed(b, old: str, new: str):
-    return replace(b, model_a=new if b.model_a == old else b.model_a, model_b=new if b.model_b == old else b.model_b)
+def guard_rows(m0: str, base: Optional[dict], rows: list[dict]) -> list[dict]:
+    """The hacking guard's view: M0 (from its baseline arena), then each iteration's model."""
+    first = {"version": m0, **{k: (base or {}).get(k) for k in ("mean_length", "lc_win_rate")}}
+    return [first, *({"version": r["to"], "mean_length": r["arena"].get("mean_length"),
+                      "lc_win_rate": r["arena"].get("lc_win_rate")} for r in rows)]
 
 
 def iteration_row(t: int, previous: str, current: str, judged: dict, trained: dict, arena: dict) -> dict:

@@ -31,6 +31,42 @@ def test_shared_shard_and_reward_model_stage():
     assert shards_needed(stages) == 2
 
 
+def test_ppo_is_a_policy_stage_and_an_rm_reward_implies_the_rm_stage(tmp_path):
+    stages = plan("m", 1, ["sft", "dpo", "ppo"], fresh_shard_per_stage=True)
+    assert [(s.method, s.shard, s.battle_model, s.output) for s in stages] == [
+        ("sft", 0, "m@0", "m@1-sft"), ("dpo", 1, "m@1-sft", "m@1-dpo"), ("ppo", 2, "m@1-dpo", "m@1")]
+    from tests.helpers import tiny_config_dict
+
+    base = tiny_config_dict(tmp_path, tmp_path)
+    fw = {"target": "tiny", "competitors": ["gpt-4-0314"], "data": {"sources": [{"path": "x.jsonl"}]},
+          "stages": ["sft", "ppo"]}
+    judged = from_dict({**base, "flywheel": fw}).flywheel
+    assert judged.ppo.reward.source == "pairwise" and judged.all_stages == ("sft", "ppo")
+    by_rm = from_dict({**base, "flywheel": {**fw, "ppo": {"reward": {"source": "rm"}}}}).flywheel
+    assert by_rm.all_stages == ("sft", "rm", "ppo")
+    assert [s.method for s in plan("m", 1, by_rm.all_stages, True)] == ["sft", "rm", "ppo"]
+    with pytest.raises(ConfigError, match="lc_reference 'gpt-3.5-turbo-0125' is not one of the competitors"):
+        from_dict({**base, "flywheel": {**fw, "lc_reference": "gpt-3.5-turbo-0125"}})
+
+
+def test_the_strongest_competitor_is_read_from_the_last_eval(tmp_path):
+    import json
+
+    from arena_ray.workflows.flywheel.ppo_stage import strongest_competitor
+    from tests.helpers import tiny_config_dict
+
+    base = tiny_config_dict(tmp_path, tmp_path)
+    fw = {"target": "tiny", "competitors": ["gpt-3.5-turbo-0125", "gpt-4-0314"],
+          "data": {"sources": [{"path": "x.jsonl"}]}}
+    config = from_dict({**base, "flywheel": fw})
+    assert strongest_competitor(tmp_path, config, "tiny@0") == "gpt-3.5-turbo-0125"  # no eval yet: first listed
+    board = tmp_path / "eval" / "tiny@0" / "leaderboard.json"
+    board.parent.mkdir(parents=True)
+    board.write_text(json.dumps({"models": {"gpt-3.5-turbo-0125": {"rating": 990.0}, "gpt-4-0314": {"rating": 1040.0},
+                                            "tiny@0": {"rating": 1100.0}}}))
+    assert strongest_competitor(tmp_path, config, "tiny@0") == "gpt-4-0314"
+
+
 def b(a, b_, w):
     return BattleRow(a, b_, w)
 
@@ -47,12 +83,36 @@ def test_table_has_a_row_per_stage_and_marks_skips():
     rows = [iteration_row(0, "m@0", [], Rating("m@0", 990.0, 950.0, 1030.0, 4), [b("m@0", "g", "model_b")], ["g"]),
             iteration_row(1, "m@1", [{"method": "sft", "battles": 4, "sft": 3, "dpo": 4, "rm": 4, "loss_first": 2.0,
                                       "loss_last": 1.5}, {"method": "dpo", "battles": 4, "sft": 0, "dpo": 0, "rm": 0,
-                                                          "skipped": "no dpo examples"}],
+                                                          "skipped": "no dpo examples"},
+                                     {"method": "ppo", "battles": 2, "reward_first": -0.25, "reward_last": 0.5}],
                           Rating("m@1", 1010.0, 970.0, 1050.0, 4), [b("m@1", "g", "model_a")], ["g"])]
     md = to_markdown(rows, ["g"])
     assert "| 0 | m@0 | base |" in md and "990 (950–1030)" in md and "| 0.00 |" in md
-    assert "| 1 | m@1 | sft | 4 | 3 | 4 | 4 | 2.000→1.500 | 1010 (970–1050) | 1.00 |" in md
+    line = next(x for x in md.splitlines() if x.startswith("| 1 | m@1 |"))
+    assert line.startswith("| 1 | m@1 | sft | 4 | 3 | 4 | 4 | 2.000→1.500 | 1010 (970–1050) |") and \
+        line.endswith("| 1.00 |")
     assert "| dpo | 4 | 0 | 0 | 0 | skipped: no data |" in md
+    assert "| ppo | 2 | – | – | – | reward -0.250→0.500 |" in md
+
+
+def test_rows_carry_the_head_to_head_the_lc_win_rate_and_the_answers_length():
+    def battle(q, a, b_, w, ta, tb, sa, sb):
+        return BattleRow(a, b_, w, q, ta, tb, fields=(("score_a", sa), ("score_b", sb)))
+
+    battles = [battle(f"q{k}", "m@1", "m@0", "model_a" if k % 3 else "tie", "x" * (40 + k), "y" * 30, 8.0, 6.0)
+               for k in range(6)]
+    battles += [battle(f"q{k}", "ref", "m@1", "model_b" if k < 4 else "model_a", "r" * (50 + 9 * k), "x" * (40 + k),
+                       5.0, 7.0) for k in range(6)]
+    row = iteration_row(1, "m@1", [], None, battles, ["ref"], base="m@0", lc_reference="ref", seed=0)
+    assert row["head_to_head"]["wins"] == 4 and row["head_to_head"]["ties"] == 2
+    assert row["head_to_head"]["win_rate"] == pytest.approx(5 / 6, abs=1e-4)
+    lo, hi = row["head_to_head"]["ci"]
+    assert lo <= 5 / 6 <= hi < 1.0 + 1e-9
+    assert row["raw_win_rate"] == pytest.approx(4 / 6, abs=1e-4) and 0.0 <= row["lc_win_rate"] <= 1.0
+    assert row["mean_length"] == pytest.approx(42.5)   # one answer per question, not one per battle
+    assert row["judge_score"] == pytest.approx((6 * 8.0 + 6 * 7.0) / 12)
+    md = to_markdown([row], ["ref"])
+    assert "LC win vs ref" in md and "0.83 (" in md and ") 4/2/0 |" in md and "| 42 |" in md
 
 
 def test_flywheel_config_is_validated(tmp_path):

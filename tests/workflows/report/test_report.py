@@ -56,7 +56,9 @@ def flywheel_dir(arena_run, tmp_path_factory) -> Path:
              "win_rate": {"short": 1.0}},
             {"iteration": 1, "version": "long@1", "stages": [{"method": "sft", "battles": 6, "sft": 2, "dpo": 3,
                                                               "rm": 4, "loss_first": 2.0, "loss_last": 0.4}],
-             "rating": 1040.0, "ci": [1000.0, 1080.0], "win_rate": {"short": 1.0}}]
+             "rating": 1040.0, "ci": [1000.0, None], "win_rate": {"short": 1.0},  # an open end: unbounded
+             "head_to_head": {"wins": 4, "ties": 1, "losses": 1, "battles": 6, "win_rate": 0.75, "ci": [0.42, 1.0]},
+             "lc_win_rate": 0.61, "raw_win_rate": 0.67, "mean_length": 812.0, "judge_score": 7.25}]
     (root / "summary.json").write_text(json.dumps({"iterations": rows}))
     return root
 
@@ -114,6 +116,35 @@ def test_flywheel_report_cli(flywheel_dir, capsys):
     page = (flywheel_dir / "r.html").read_text()
     assert page.count("<svg") == 3 + 2 * 2  # ratings per iteration, data volume, curves; 2 per eval arena
     assert "Training curves" in page and "long@1" in page
+
+
+def test_iteration_table_shows_the_win_rates_and_length(flywheel_dir, tmp_path):
+    page = write_report(flywheel_dir, tmp_path / "r.html").read_text()
+    assert "vs the start (95% CI) W/T/L" in page and "<td>0.75 (0.42–1.00) 4/1/1</td>" in page
+    assert "<td>0.61</td><td>0.67</td><td>812</td><td>7.25</td>" in page and "1040 (1000–∞)" in page
+
+
+def test_a_self_rewarding_dir_reports_its_iterations(arena_run, tmp_path):
+    root = tmp_path / "sr"
+    shutil.copytree(arena_run, root / "eval" / "m@0")
+    shutil.copytree(arena_run, root / "iter1" / "arena")
+    (root / "registry.jsonl").write_text("")
+    measures = {"head_to_head": {"wins": 1, "ties": 0, "losses": 1, "battles": 2, "win_rate": 0.5, "ci": [0.0, 1.0]},
+                "lc_win_rate": 0.4, "raw_win_rate": 0.5, "mean_length": 120.0, "judge_score": 6.5}
+    summary = {"m0": "m@0", "length_hacking": None,
+               "baseline": {"lc_win_rate": 0.3, "raw_win_rate": 0.25, "mean_length": 100.0,
+                            "ratings": {"m@0": {"rating": 990.0, "ci": [950.0, 1030.0]}}},
+               "iterations": [{"iteration": 1, "from": "m@0", "to": "m@1", "pairs_kept": 3,
+                               "dpo": {"skipped": None, "loss_first": 0.69, "loss_last": 0.5},
+                               "arena": {"win_rate": 0.5, "ratings": {"m@1": {"rating": 1010.0, "ci": [970.0, 1050.0]}},
+                                         **measures}}]}
+    (root / "summary.json").write_text(json.dumps(summary))
+    data = collect(root)
+    assert data.title == "Self-rewarding sr" and [a.name for a in data.arenas] == ["eval of m@0", "eval of iter1"]
+    assert [(r["version"], r["rating"], r["lc_win_rate"]) for r in data.flywheel.rows] == \
+        [("m@0", 990.0, 0.3), ("m@1", 1010.0, 0.4)]
+    page = write_report(root).read_text()
+    assert "<td>m@1</td><td>dpo</td><td>1010 (970–1050)</td><td>0.50 (0.00–1.00) 1/0/1</td><td>0.40</td>" in page
 
 
 def test_not_a_run_dir_is_a_clear_error(tmp_path, capsys):
