@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from arena_ray.records.tables import json_text
@@ -76,6 +77,22 @@ def metrics_callback(run: str, method: str):
     return RayMetrics()
 
 
+def step_times(timeline: dict):
+    """A transformers callback that stamps (time.time()) when training began, and when its first and last optimiser
+    steps ended: the steps' own speed apart from start-up (benchmarks/train_throughput.py)."""
+    from transformers import TrainerCallback
+
+    class StepTimes(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            timeline["train_begin"] = time.time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            timeline.setdefault("first_step", time.time())
+            timeline["last_step"] = time.time()
+
+    return StepTimes()
+
+
 def summarise(log_history: list[dict]) -> dict:
     """First/last training loss (and DPO reward margin / RM accuracy) from transformers' log history."""
     steps = [e for e in log_history if "loss" in e]
@@ -84,6 +101,9 @@ def summarise(log_history: list[dict]) -> dict:
         values = [e[key] for e in steps if key in e]
         if values:
             out[f"{name}_first"], out[f"{name}_last"] = float(values[0]), float(values[-1])
+    tokens = [e["num_tokens"] for e in steps if "num_tokens" in e]  # TRL's count, all workers together
+    if tokens:
+        out["tokens"] = int(tokens[-1])
     runtime = [e["train_runtime"] for e in log_history if "train_runtime" in e]
     if runtime:
         out["runtime_s"] = round(float(runtime[-1]), 1)
@@ -91,6 +111,7 @@ def summarise(log_history: list[dict]) -> dict:
 
 
 def train_loop(config: dict) -> None:
+    timeline = {"worker_start": time.time()}
     if not config["train"].get("use_gpu"):
         # The worker's runtime_env hides the GPUs already; this covers a worker started without it, as long
         # as nothing in the process has initialised CUDA yet.
@@ -106,14 +127,17 @@ def train_loop(config: dict) -> None:
     train = TrainConfig.model_validate(config["train"])
     with tempfile.TemporaryDirectory() as scratch:
         trainer, tokenizer = build_trainer(config["method"], config["base"], config["rows"], train, scratch, rank)
+        timeline["trainer_ready"] = time.time()
         if rank == 0:
             trainer.add_callback(metrics_callback(config.get("run", ""), config["method"]))
+            trainer.add_callback(step_times(timeline))
         trainer = prepare_trainer(trainer)
         trainer.train()
         metrics = summarise(trainer.state.log_history)
         metrics["examples"] = len(config["rows"])
         out = Path(scratch) / "final"
         trainer.save_model(str(out))  # collective under ZeRO-3 (gathers the shards); writes on rank 0 only
+        metrics["timeline"] = {**timeline, "saved": time.time()}
         if rank == 0:
             # transformers pickles its arguments next to the weights; checkpoints here hold no pickle.
             (out / "training_args.bin").unlink(missing_ok=True)
