@@ -64,7 +64,7 @@ def bare(base: Path, data: Path, settings, scratch: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from arena_ray.train.run import load_rows
+    from arena_ray.train.run import read_examples
     from arena_ray.train.worker import _training_args, step_times
 
     if not settings.use_gpu:
@@ -74,7 +74,8 @@ def bare(base: Path, data: Path, settings, scratch: Path) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(base)
     args = _training_args(SFTConfig, settings, str(scratch), 0, {"completion_only_loss": True})
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base), args=args, processing_class=tokenizer,
-                         train_dataset=datasets.Dataset.from_list(load_rows("sft", data, None)),
+                         train_dataset=datasets.Dataset.from_list(
+                             [row for rows in read_examples("sft", data, None) for row in rows]),
                          callbacks=[step_times(timeline)])
     trainer.train()
     return speed(trainer.state.log_history, timeline, start, time.time())

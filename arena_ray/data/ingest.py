@@ -89,16 +89,27 @@ def _parquet_records(path: Path) -> Iterator[tuple[str, object]]:
         yield f"{path}[row {i}]", row
 
 
+def parquet_parts(path: Path) -> list[Path]:
+    """The Parquet files of a directory written in parts (the pipeline's outputs, Ray Data's, Spark's), in name
+    order: the order of their rows."""
+    return sorted(p for p in path.iterdir() if p.suffix == ".parquet" and p.is_file() and p.name[0] not in "._")
+
+
 def _records(path: Path) -> Iterator[tuple[str, object]]:
-    """(where, record) from JSONL, a JSON array or Parquet."""
+    """(where, record) from JSONL, a JSON array, Parquet or a directory of Parquet parts."""
+    if path.is_dir():
+        parts = parquet_parts(path)
+        if not parts:
+            raise InputError(f"{path}: a directory without Parquet files")
+        for part in parts:
+            yield from _parquet_records(part)
+        return
     if not path.is_file():
         raise InputError(f"instructions file not found: {path}")
     if path.suffix == ".parquet":
         yield from _parquet_records(path)
         return
     yield from json_records(path)
-
-
 
 
 def detect_format(record: dict) -> str:

@@ -111,12 +111,16 @@ def deployment_options(name: str, cfg: ModelConfig) -> dict:
     replica's placement group (STRICT_PACK: one node), where vLLM's Ray executor places its workers."""
     env = {"VLLM_LOGGING_LEVEL": "WARNING", **cfg.env}  # vLLM's INFO lines drown the progress bars
     actor_options = {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus, "runtime_env": {"env_vars": env}}
+    if cfg.resources:  # custom resources pin the replica to the nodes that have them (mixed clusters)
+        actor_options["resources"] = dict(cfg.resources)
     options = dict(name=name, num_replicas=cfg.replicas, max_ongoing_requests=cfg.max_ongoing_requests,
                    ray_actor_options=actor_options, health_check_period_s=10, graceful_shutdown_timeout_s=5)
     tp = cfg.vllm.tensor_parallel_size if cfg.engine == "vllm" else 1
     if tp > 1:
         actor_options["num_gpus"] = 0
-        options["placement_group_bundles"] = [{"CPU": cfg.num_cpus, "GPU": 1}] + [{"GPU": 1}] * (tp - 1)
+        actor_options.pop("resources", None)  # in the placement group's first bundle instead
+        options["placement_group_bundles"] = [{"CPU": cfg.num_cpus, "GPU": 1, **cfg.resources}] + \
+            [{"GPU": 1, **cfg.resources}] * (tp - 1)
         options["placement_group_strategy"] = "STRICT_PACK"
     return options
 

@@ -125,6 +125,9 @@ class ModelConfig(Strict):
     """CPUs each replica reserves."""
     num_gpus: float = Field(0.0, ge=0)
     """GPUs each replica reserves (tensor parallelism: see vllm.tensor_parallel_size)."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Custom Ray resources each replica also reserves: pins it to the nodes that have them (a node started
+    with `ray start --resources '{"h100": 8}'`, a KubeRay group's rayStartParams)."""
     max_ongoing_requests: int = Field(16, ge=1)
     """Requests one replica takes at once (its engine batches them); the coordinator keeps replicas x this many
     in flight so that every replica stays busy."""

@@ -44,6 +44,12 @@ class TrainConfig(Strict):
     """One GPU per worker."""
     cpus_per_worker: float = Field(1, gt=0)
     """CPUs each worker reserves."""
+    worker_resources: dict[str, float] = Field(default_factory=dict)
+    """Custom Ray resources each worker also reserves: pins the workers to the nodes that have them (a node
+    started with `ray start --resources '{"trainer": 8}'`, a KubeRay group's rayStartParams)."""
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    """How Ray Train places the workers' bundles: PACK (as few nodes as fit), SPREAD, STRICT_SPREAD (one node
+    each: data parallelism across nodes)."""
     bf16: bool = False
     """bfloat16 mixed precision (GPU only)."""
     gradient_checkpointing: bool = False

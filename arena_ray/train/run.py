@@ -5,12 +5,13 @@ training_log.json, metrics.json); an existing complete `out` is returned as is (
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import pyarrow.parquet as pq
 
@@ -35,16 +36,27 @@ class TrainResult:
     metrics: dict
 
 
-def load_rows(method: Method, data: Path, completion_template: Optional[str]) -> list[dict]:
-    if not data.is_file():
-        raise InputError(f"training data not found: {data}")
+BATCH_ROWS = 4096  # rows the driver checks at a time: it never holds a whole curated file
+
+
+def _parquet_rows(data: Path) -> Iterator[list[dict]]:
     try:
-        rows = pq.read_table(data).to_pylist()
+        for batch in pq.ParquetFile(data).iter_batches(batch_size=BATCH_ROWS):
+            yield batch.to_pylist()
     except Exception as err:
         raise InputError(f"{data}: unreadable Parquet ({type(err).__name__}: {err})") from None
-    if not rows:
-        raise NoTrainingData(f"{data}: no {method} examples")
-    return formats.rows_for(method, rows, str(data), completion_template)
+
+
+def read_examples(method: Method, data: Path, completion_template: Optional[str]) -> Iterator[list[dict]]:
+    """The curated file as the rows TRL's trainer reads (formats), a batch at a time; a bad row is named by its
+    index in the file."""
+    if not data.is_file():
+        raise InputError(f"training data not found: {data}")
+    make = formats.sft_row if method == "sft" else formats.preference_row
+    start = 0
+    for rows in _parquet_rows(data):
+        yield [make(r, f"{data}[row {start + i}]", completion_template) for i, r in enumerate(rows)]
+        start += len(rows)
 
 
 def _length(tokenizer, prompt, completion=None) -> int:
@@ -55,27 +67,46 @@ def _length(tokenizer, prompt, completion=None) -> int:
     return len(tokenizer(prompt + (completion or ""))["input_ids"])
 
 
-def check_lengths(method: Method, rows: list[dict], base: Path, max_length: int, source: Path) -> None:
-    """TRL's DPO trainer drops examples whose prompt alone fills max_length, its reward trainer those whose
-    prompt + answer exceeds it (SFT truncates instead). Say so here rather than fail inside a worker."""
-    if method == "sft":
-        return
-    from transformers import AutoTokenizer
+def check_examples(method: Method, data: Path, base: Path, max_length: int, completion_template: Optional[str]) -> int:
+    """Every row of the curated file converts to a trainer row (formats), and how many the trainer would drop:
+    TRL's DPO trainer drops examples whose prompt alone fills max_length, its reward trainer those whose
+    prompt + answer exceeds it (SFT truncates instead). Said here rather than failing inside a worker.
+    Returns the number of examples."""
+    tokenizer = None
+    if method != "sft":
+        from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    if method == "dpo":
-        dropped = sum(_length(tokenizer, r["prompt"]) >= max_length for r in rows)
-        what = "prompts of >= max_length"
-    else:
-        dropped = sum(max(_length(tokenizer, r["prompt"], r["chosen"]), _length(tokenizer, r["prompt"], r["rejected"]))
-                      > max_length for r in rows)
-        what = "prompt + answer > max_length"
-    if dropped == len(rows):
-        raise NoTrainingData(f"{source}: all {len(rows)} {method} examples have {what} ({max_length}) tokens, "
+        tokenizer = AutoTokenizer.from_pretrained(base)
+    total = dropped = 0
+    for rows in read_examples(method, data, completion_template):
+        total += len(rows)
+        if method == "dpo":
+            dropped += sum(_length(tokenizer, r["prompt"]) >= max_length for r in rows)
+        elif method == "rm":
+            dropped += sum(max(_length(tokenizer, r["prompt"], r["chosen"]),
+                               _length(tokenizer, r["prompt"], r["rejected"])) > max_length for r in rows)
+    if not total:
+        raise NoTrainingData(f"{data}: no {method} examples")
+    what = "prompts of >= max_length" if method == "dpo" else "prompt + answer > max_length"
+    if dropped == total:
+        raise NoTrainingData(f"{data}: all {total} {method} examples have {what} ({max_length}) tokens, "
                              f"which the trainer drops; raise train.{method}.max_length")
     if dropped:
         log.warning("%s: %d of %d %s examples have %s (%d) tokens and are dropped by the trainer",
-                    source, dropped, len(rows), method, what, max_length)
+                    data, dropped, total, method, what, max_length)
+    return total
+
+
+def curated_dataset(data: Path):
+    """The curated file in Ray's object store, read by Ray Data tasks (the driver holds only references), in
+    file order. Read before the workers start: Ray Train leaves Ray Data only the CPUs its workers do not
+    reserve, and a read started inside a worker that reserved all of them waits forever for one."""
+    import ray.data
+
+    dataset = ray.data.read_parquet(str(data.resolve()), partitioning=None)
+    dataset.context.execution_options.preserve_order = True
+    dataset.context.enable_progress_bars = False
+    return dataset.materialize()
 
 
 def build_cpu_comm_op() -> None:
@@ -94,6 +125,8 @@ def placement_needs(method: Method, settings: TrainConfig) -> list[tuple[dict[st
               f"train.{method}: num_workers x cpus_per_worker ({n} x {settings.cpus_per_worker:g})")]
     if settings.use_gpu:
         needs.insert(0, ({"GPU": n}, f"train.{method}.use_gpu: true (num_workers: {n}, one GPU each)"))
+    needs += [({name: n * amount}, f"train.{method}.worker_resources.{name} ({n} workers x {amount:g})")
+              for name, amount in settings.worker_resources.items()]
     return needs
 
 
@@ -104,20 +137,35 @@ def check_placement(method: Method, settings: TrainConfig) -> None:
         check_cluster(needs, setting)
 
 
-def torch_trainer(method: Method, base: Path, rows: list[dict], out: Path, settings: TrainConfig, storage: Path):
+def torch_trainer(method: Method, base: Path, dataset, out: Path, settings: TrainConfig, storage: Path, *,
+                  source: str = "", completion_template: Optional[str] = None):
     """The TorchTrainer of one run. A CPU run stays on CPU on a GPU host too: gloo, and workers that see no
-    GPU (see arena_ray.train.placement); transformers is told use_cpu in the worker."""
-    from ray.train import RunConfig, ScalingConfig
+    GPU (see arena_ray.train.placement); transformers is told use_cpu in the worker.
+
+    `dataset` (curated_dataset) reaches every worker whole, in file order (nothing split by Ray): the trainer's
+    sampler shards it by rank as it always did, so each step sees the examples it saw with the rows handed over
+    in the config. A split by Ray would be split again by accelerate's sampler, or need it bypassed, and would
+    change which examples form each step (and drop rows to make the shards equal)."""
+    from ray.data import DataContext
+    from ray.train import DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from arena_ray.train.worker import train_loop
 
+    in_order = copy.deepcopy(DataContext.get_current().execution_options)  # Ray Train's default ingest options,
+    in_order.preserve_order = True                                         # and the file's order kept
+
     return TorchTrainer(
         train_loop,
-        train_loop_config={"method": method, "base": str(Path(base).resolve()), "rows": rows, "run": out.name,
+        train_loop_config={"method": method, "base": str(Path(base).resolve()), "source": source,
+                           "completion_template": completion_template, "run": out.name,
                            "train": settings.model_dump(mode="json")},
+        datasets={"train": dataset},
+        dataset_config=DataConfig(datasets_to_split=[], execution_options=in_order),
         scaling_config=ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu,
-                                     resources_per_worker={"CPU": settings.cpus_per_worker}),
+                                     resources_per_worker={"CPU": settings.cpus_per_worker,
+                                                           **settings.worker_resources},
+                                     placement_strategy=settings.placement_strategy),
         torch_config=TorchConfig(backend="nccl" if settings.use_gpu else "gloo"),
         run_config=RunConfig(name=f"{out.parent.name}-{out.name}", storage_path=str(storage),
                              worker_runtime_env={} if settings.use_gpu else {"env_vars": cpu_worker_env()}),
@@ -131,17 +179,22 @@ def train(method: Method, base: Path, data: Path, out: Path, settings: TrainConf
         log.info("%s: already trained, reusing", out)
         return TrainResult(method, out, json.loads((out / "metrics.json").read_text()))
     weight_files(Path(base))  # a missing shard or pickle weights fail here, not inside a worker
-    rows = load_rows(method, Path(data), completion_template)
-    check_lengths(method, rows, Path(base), settings.max_length, Path(data))
+    check_examples(method, Path(data), Path(base), settings.max_length, completion_template)
     if settings.deepspeed and not Path(settings.deepspeed).is_file():
         raise InputError(f"deepspeed config not found: {settings.deepspeed}")
     if settings.deepspeed and not settings.use_gpu:
         build_cpu_comm_op()
 
     # Inputs first (cheap, no cluster needed), then the cluster: before Ray Train would wait for workers forever.
+    import ray
+
+    if not ray.is_initialized():  # called outside a workflow: connect as TorchTrainer.fit would ($RAY_ADDRESS)
+        ray.init()
     check_placement(method, settings)
     storage = Path(storage or out.parent / "ray_train").resolve()
-    result = torch_trainer(method, Path(base), rows, out, settings, storage).fit()
+    dataset = curated_dataset(Path(data))
+    result = torch_trainer(method, Path(base), dataset, out, settings, storage, source=str(data),
+                           completion_template=completion_template).fit()
     if result.checkpoint is None:
         raise TrainingError(f"training {out.name}: Ray Train finished without a checkpoint ({result.error})")
     tmp = out.with_name(out.name + ".tmp")

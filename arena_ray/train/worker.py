@@ -1,4 +1,6 @@
-"""The function every Ray Train worker runs: TRL's SFT, DPO or reward trainer on the curated Parquet.
+"""The function every Ray Train worker runs: TRL's SFT, DPO or reward trainer on the curated Parquet, which
+arrives through Ray Data (the dataset shard "train": every worker gets all rows, and the trainer's sampler
+shards them by rank, see arena_ray.train.run.torch_trainer).
 
 Ray's TorchTrainer has already set up the process group (gloo on CPU, NCCL on GPUs) and the environment that
 transformers reads, so the TRL trainer runs data-parallel (or under DeepSpeed ZeRO when a config is given)
@@ -25,6 +27,11 @@ def _training_args(cls, train, scratch: str, rank: int, extra: dict):
         bf16=train.bf16, use_cpu=not train.use_gpu, gradient_checkpointing=train.gradient_checkpointing,
         deepspeed=train.deepspeed, disable_tqdm=rank != 0, max_length=train.max_length,
         dataloader_num_workers=0, **extra)
+
+
+def shard_rows(shard) -> list[dict]:
+    """A Ray Data iterator's rows, in order, as Python values (what pyarrow's to_pylist gives the driver)."""
+    return [row for batch in shard.iter_batches(batch_format="pyarrow", batch_size=None) for row in batch.to_pylist()]
 
 
 def build_trainer(method: str, base: str, rows: list[dict], train, scratch: str, rank: int):
@@ -119,14 +126,21 @@ def train_loop(config: dict) -> None:
 
         os.environ.update(cpu_worker_env())
     import ray.train
+    from ray.data import DataContext
     from ray.train.huggingface.transformers import prepare_trainer
 
     from arena_ray.settings.train import TrainConfig
+    from arena_ray.train.formats import rows_for
 
     rank = ray.train.get_context().get_world_rank()
     train = TrainConfig.model_validate(config["train"])
+    DataContext.get_current().enable_progress_bars = False  # one read of a small file: no bars in the log
+    # The rows the driver checked, converted the same way (formats): the trainer sees what it saw before.
+    rows = rows_for(config["method"], shard_rows(ray.train.get_dataset_shard("train")), config["source"],
+                    config["completion_template"])
+    timeline["data_ready"] = time.time()
     with tempfile.TemporaryDirectory() as scratch:
-        trainer, tokenizer = build_trainer(config["method"], config["base"], config["rows"], train, scratch, rank)
+        trainer, tokenizer = build_trainer(config["method"], config["base"], rows, train, scratch, rank)
         timeline["trainer_ready"] = time.time()
         if rank == 0:
             trainer.add_callback(metrics_callback(config.get("run", ""), config["method"]))
@@ -134,7 +148,7 @@ def train_loop(config: dict) -> None:
         trainer = prepare_trainer(trainer)
         trainer.train()
         metrics = summarise(trainer.state.log_history)
-        metrics["examples"] = len(config["rows"])
+        metrics["examples"] = len(rows)
         out = Path(scratch) / "final"
         trainer.save_model(str(out))  # collective under ZeRO-3 (gathers the shards); writes on rank 0 only
         metrics["timeline"] = {**timeline, "saved": time.time()}

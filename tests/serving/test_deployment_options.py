@@ -28,6 +28,16 @@ def test_tensor_parallel_judge_on_the_h100_config():
     assert single["ray_actor_options"]["num_gpus"] == 1 and single["num_replicas"] == 4
 
 
+def test_custom_resources_pin_replicas_to_their_nodes():
+    pinned = deployment_options("m", ModelConfig(engine="replay", path="p", resources={"second_node": 1}))
+    assert pinned["ray_actor_options"]["resources"] == {"second_node": 1}
+    assert "resources" not in deployment_options("m", ModelConfig(engine="replay", path="p"))["ray_actor_options"]
+    tp = ModelConfig(engine="vllm", path="p", num_gpus=1, resources={"h100": 1}, vllm={"tensor_parallel_size": 2})
+    o = deployment_options("big", tp)
+    assert o["placement_group_bundles"] == [{"CPU": 1.0, "GPU": 1, "h100": 1}, {"GPU": 1, "h100": 1}]
+    assert "resources" not in o["ray_actor_options"]
+
+
 @pytest.mark.gpu
 def test_cuda_vllm_engine_generates(tiny_model_dir):
     """On a GPU machine: the same VLLMEngine on CUDA vLLM (tiny model), with the judge's constrained format."""

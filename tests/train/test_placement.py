@@ -74,6 +74,7 @@ def sft_data(tmp_path):
 def test_train_checks_placement_before_asking_for_workers(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setattr(placement, "cluster_capacity", lambda: Capacity({"CPU": 8.0}, CLUSTER_RESOURCES, False))
     monkeypatch.setattr(run, "torch_trainer", lambda *a, **k: pytest.fail("workers were asked for"))
+    monkeypatch.setattr("ray.is_initialized", lambda: True)  # as inside a workflow's session (faked capacity)
     with pytest.raises(ConfigError, match=r"train\.sft\.use_gpu: true"):
         run.train("sft", tiny_model_dir, sft_data(tmp_path), tmp_path / "out", TrainConfig(use_gpu=True))
     # The inputs are checked first, without a cluster: a missing base model is named before any placement.

@@ -11,7 +11,7 @@ from arena_ray.arena.metrics import ArenaMetrics
 from arena_ray.settings import Config, from_dict
 from arena_ray.train.registry import Registry, version
 from arena_ray.workflows.flywheel.plan import Stage
-from arena_ray.workflows.flywheel.stages import registered, shard_path, version_model
+from arena_ray.workflows.flywheel.stages import registered, version_model
 from arena_ray.workflows.kit import once, record_answers
 from arena_ray.workflows.ppo import run_ppo
 
@@ -45,7 +45,8 @@ def run(config: Config, root: Path, registry: Registry, stage: Stage, battle_dir
     data["models"][stage.battle_model] = version_model(config, registry, stage.battle_model)
     data["ppo"] = {**fw.ppo.model_dump(mode="json"), "reward": reward, "dir": str(stage_dir / "ppo"),
                    "policy": stage.battle_model,
-                   "prompts": {"path": str(shard_path(root, stage.shard)), "limit": fw.instructions_per_shard}}
+                   # the prompts the stage battled on (its shard, focused or capped): each has its reference answer
+                   "prompts": {"path": str(battle_dir / "instructions.parquet")}}
     cfg = from_dict(data, source=f"the ppo stage of {stage_dir}")
 
     def work() -> dict:
