@@ -51,6 +51,9 @@ class FlywheelConfig(Strict):
     """The offline test set every version is rated on; null: the data step's holdout."""
     eval_limit: Optional[int] = Field(None, ge=1)
     """Cap of eval instructions; null: all."""
+    eval_every_stage: bool = True
+    """Rate every stage's version on the test set (WizardArena reports the SFT, DPO and PPO models of each
+    iteration), not only the iteration's last; the next stage's battles reuse its served model."""
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
     """Judge-score gaps that make battles into training data."""
     train: TrainSettings = Field(default_factory=TrainSettings)

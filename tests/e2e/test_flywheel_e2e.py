@@ -4,6 +4,7 @@ the PPO reward), killed with SIGKILL mid-run and resumed as a Ray job."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -113,10 +114,20 @@ def test_flywheel_two_iterations_killed_and_resumed_as_a_ray_job(tmp_path, tiny_
     assert h2h["battles"] == 2 and h2h["wins"] + h2h["ties"] + h2h["losses"] == 2 and len(h2h["ci"]) == 2
     assert rows[1]["lc_reference"] == "gpt-4-0314" and rows[1]["raw_win_rate"] is not None
     assert all(r["mean_length"] > 0 for r in rows) and "length_hacking" in summary
-    board = json.loads((fw / "eval" / "tiny@1" / "leaderboard.json").read_text())
-    assert {"tiny@0", "tiny@1"} <= set(board["models"])
+    # Every stage's version was rated on the held-out set, each against the versions before it.
+    for name, before in (("tiny@1-sft", {"tiny@0"}), ("tiny@1-dpo", {"tiny@0", "tiny@1-sft"}),
+                         ("tiny@1", {"tiny@0", "tiny@1-sft", "tiny@1-dpo"})):
+        board = json.loads((fw / "eval" / name / "leaderboard.json").read_text())
+        assert before | {name, "gpt-4-0314"} <= set(board["models"]), (name, board["models"])
+    sft_measures, dpo_measures = rows[1]["stages"][0]["measures"], rows[1]["stages"][1]["measures"]
+    assert sft_measures["head_to_head"]["battles"] == 2 and set(dpo_measures["win_rate"]) == set(rows[1]["win_rate"])
     table = (fw / "summary.md").read_text()
-    assert "| 1 | tiny@1 | sft |" in table and "| ppo |" in table and "vs @0 (95% CI)" in table
+    lines = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| ")}
+    assert lines["tiny@1-sft"].startswith("| 1 | tiny@1-sft | sft |") and "| tiny@1-dpo | dpo |" in table
+    assert "| tiny@1 | ppo |" in table and "vs @0 (95% CI)" in table
+    for name in ("tiny@1-sft", "tiny@1-dpo", "tiny@1"):  # each with its head-to-head and win rates
+        assert re.search(r"\| \d\.\d\d \(\d\.\d\d–\d\.\d\d\) \d/\d/\d \|", lines[name]), lines[name]
+        assert re.search(r"\| \d\.\d\d \| \d\.\d\d \|$", lines[name]), lines[name]
     assert "LC win vs gpt-4-0314" in table and "win vs gpt-4-0314" in table
     assert "tiny@1" in out.stdout  # the table was printed
     # The shards used were disjoint from the held-out eval set.

@@ -23,7 +23,7 @@ from arena_ray.train.registry import Registry, version
 from arena_ray.workflows.flywheel import focus, ppo_stage
 from arena_ray.workflows.flywheel import stages as st
 from arena_ray.workflows.flywheel.plan import Stage, plan, shards_needed
-from arena_ray.workflows.flywheel.summary import focus_markdown, iteration_row, to_markdown
+from arena_ray.workflows.flywheel.summary import focus_markdown, to_markdown, version_measures
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +48,27 @@ def run_flywheel(config: Config, show_progress: bool = True) -> list[dict]:
     with ray_session(config.ray), stage_serving(config.serve):
         data = st.prepare_data(config, root)
         log.info("data: kept %s of %s, shards %s", data["kept"], data["ingested"], data["shards"])
-        versions = [version(fw.target, 0)]
+        versions = [version(fw.target, 0)]  # one per iteration; `evaluated` adds every stage's version
         st.evaluate(config, root, registry, versions[0], [], show_progress)
-        warning = None
+        evaluated, warning = list(versions), None
         for i in range(1, fw.iterations + 1):
             for stage in (s for s in schedule if s.iteration == i):
                 results[stage.name] = run_stage(config, root, registry, schedule, stage, show_progress)
+                if fw.eval_every_stage and stage.method != "rm" and stage.output != version(fw.target, i):
+                    st.evaluate(config, root, registry, stage.output, list(evaluated), show_progress)
+                    evaluated.append(stage.output)
             versions.append(version(fw.target, i))
-            st.evaluate(config, root, registry, versions[-1], versions[:-1], show_progress)
-            warning = length_hacking(summarise(config, root, schedule, results, versions), fw.max_length_growth)
+            st.evaluate(config, root, registry, versions[-1], list(evaluated), show_progress)
+            evaluated.append(versions[-1])
+            warning = length_hacking(summarise(config, root, schedule, results, versions, evaluated),
+                                     fw.max_length_growth)
             if warning:
                 log.warning("%s", warning)
             if warning and fw.stop_on_hacking:
                 log.warning("flywheel.stop_on_hacking: stopping after iteration %d of %d", i, fw.iterations)
                 break
     # --- results
-    rows = summarise(config, root, schedule, results, versions)
+    rows = summarise(config, root, schedule, results, versions, evaluated)
     table = to_markdown(rows, fw.competitors) + focus_markdown(rows) + (f"\n**Warning:** {warning}\n" if warning else "")
     (root / "summary.json").write_text(json_text({"data": data, "iterations": rows, "length_hacking": warning},
                                                  indent=2) + "\n")
@@ -97,16 +102,23 @@ def eval_battles(root: Path, versions: list[str]) -> list[BattleRow]:
 
 
 def summarise(config: Config, root: Path, schedule: list[Stage], results: dict[str, dict],
-              versions: list[str]) -> list[dict]:
+              versions: list[str], evaluated: list[str]) -> list[dict]:
+    """A row per iteration; each stage carries its version's measures where it was rated (eval_every_stage)."""
     fw = config.flywheel
-    battles = eval_battles(root, versions)
+    battles = eval_battles(root, evaluated)
     ratings = {r.model: r for r in bradley_terry.fit_battles(battles, bootstrap_rounds=config.rating.bootstrap_rounds,
                                                              seed=config.rating.seed, scale=config.rating.scale,
                                                              base=config.rating.base)} if battles else {}
+    lc_reference = fw.lc_reference or fw.competitors[0]
+
+    def measures(v: str) -> dict:
+        return version_measures(v, ratings.get(v), battles, fw.competitors, base=versions[0],
+                                lc_reference=lc_reference, seed=config.rating.seed)
     rows = []
     for i, v in enumerate(versions):
-        stages = [results[s.name] for s in schedule if s.iteration == i]
-        rows.append(iteration_row(i, v, stages, ratings.get(v), battles, fw.competitors, base=versions[0],
-                                  lc_reference=fw.lc_reference or fw.competitors[0], seed=config.rating.seed))
-        rows[-1]["focus"] = focus.report(config, root, [s for s in schedule if s.iteration == i]) if i else None
+        stages = [{**results[s.name], "version": s.output,
+                   "measures": measures(s.output) if s.output in evaluated and s.output != v else None}
+                  for s in schedule if s.iteration == i]
+        rows.append({"iteration": i, "version": v, "stages": stages, **measures(v),
+                     "focus": focus.report(config, root, [s for s in schedule if s.iteration == i]) if i else None})
     return rows

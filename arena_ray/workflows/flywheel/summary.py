@@ -13,17 +13,16 @@ from arena_ray.rating.winrates import comparisons_from_battles, head_to_head, le
 from arena_ray.records import Rating
 
 STAGE_KEYS = ("method", "battles", "sft", "dpo", "rm", "skipped", "loss_first", "loss_last", "margin_last",
-              "reward_first", "reward_last")
+              "reward_first", "reward_last", "version", "measures")
 
 
-def iteration_row(iteration: int, version: str, stages: Sequence[dict], rating: Rating | None,
-                  battles: Sequence, competitors: Sequence[str], base: Optional[str] = None,
-                  lc_reference: Optional[str] = None, seed: int = 0) -> dict:
+def version_measures(version: str, rating: Rating | None, battles: Sequence, competitors: Sequence[str],
+                     base: Optional[str] = None, lc_reference: Optional[str] = None, seed: int = 0) -> dict:
+    """A version on the offline test set: rating, win rates, head-to-head against `base`, LC win rate against
+    `lc_reference`, its answers' length and judge score."""
     lc = length_controlled_win_rate(comparisons_from_battles(battles, version, lc_reference)) if lc_reference \
         else None
     return {
-        "iteration": iteration, "version": version,
-        "stages": [{k: s.get(k) for k in STAGE_KEYS} for s in stages],
         **summary_of(rating),
         "win_rate": {c: round(win_rate(battles, version, c)[0], 3) for c in competitors},
         "head_to_head": head_to_head(battles, version, base, seed=seed) if base and base != version else None,
@@ -31,6 +30,15 @@ def iteration_row(iteration: int, version: str, stages: Sequence[dict], rating: 
         "raw_win_rate": None if lc is None else _round(lc["win_rate"]),
         **answer_stats(battles, version),
     }
+
+
+def iteration_row(iteration: int, version: str, stages: Sequence[dict], rating: Rating | None,
+                  battles: Sequence, competitors: Sequence[str], base: Optional[str] = None,
+                  lc_reference: Optional[str] = None, seed: int = 0) -> dict:
+    """An iteration: its stages (each with the version it made and, where that was rated, its measures) and
+    the iteration's version's measures."""
+    return {"iteration": iteration, "version": version, "stages": [{k: s.get(k) for k in STAGE_KEYS} for s in stages],
+            **version_measures(version, rating, battles, competitors, base, lc_reference, seed)}
 
 
 def _round(x: Optional[float]) -> Optional[float]:
@@ -63,19 +71,26 @@ def _stage_cells(s: dict) -> list[str]:
             _fmt(s.get("rm")), change]
 
 
+def _measure_cells(m: Optional[dict], competitors: Sequence[str]) -> list[str]:
+    if not m:
+        return ["–"] * (5 + len(competitors))
+    return [rating_text(m), h2h_text(m.get("head_to_head")), _fmt(m.get("lc_win_rate")), _fmt(m.get("mean_length"), 0),
+            _fmt(m.get("judge_score")), *[_fmt((m.get("win_rate") or {}).get(c)) for c in competitors]]
+
+
 def to_markdown(rows: Sequence[dict], competitors: Sequence[str]) -> str:
+    """One line per version: @0, then each stage's version (the iteration's last stage makes `<target>@i`)."""
     ref = next((r.get("lc_reference") for r in rows if r.get("lc_reference")), None)
     head = ["iter", "version", "stage", "battles", "sft", "dpo", "rm", "loss (ppo: reward) first→last",
             "rating (95% CI)", "vs @0 (95% CI) W/T/L", f"LC win vs {ref}" if ref else "LC win", "mean length",
             "judge score", *[f"win vs {c}" for c in competitors]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        per_version = [rating_text(row), h2h_text(row.get("head_to_head")), _fmt(row.get("lc_win_rate")),
-                       _fmt(row.get("mean_length"), 0), _fmt(row.get("judge_score")),
-                       *[_fmt(row["win_rate"].get(c)) for c in competitors]]
         for k, s in enumerate(row["stages"] or [{}]):
-            cells = [str(row["iteration"]) if k == 0 else "", row["version"] if k == 0 else "", *_stage_cells(s),
-                     *(per_version if k == 0 else [""] * len(per_version))]
+            own = s.get("version")
+            measures = (row if k == 0 else None) if own is None else row if own == row["version"] else s.get("measures")
+            cells = [str(row["iteration"]) if k == 0 else "", own or (row["version"] if k == 0 else ""),
+                     *_stage_cells(s), *_measure_cells(measures, competitors)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -134,11 +134,16 @@ def _h2h(h: Optional[dict]) -> str:
 
 def flywheel_section(data: ReportData) -> str:
     fw = data.flywheel
-    rows = [[r["iteration"], r["version"], " → ".join(s["method"] for s in r["stages"]) or "base", rating_text(r),
-             _h2h(r.get("head_to_head")), _num(r.get("lc_win_rate")), _num(r.get("raw_win_rate")),
-             _num(r.get("mean_length"), 0), _num(r.get("judge_score")),
-             ", ".join(f"{k}: {v:.2f}" for k, v in r["win_rate"].items())] for r in fw.rows]
-    head = ["iteration", "version", "stages", "rating (95% CI)", "vs the start (95% CI) W/T/L", "LC win rate",
+
+    def line(r: dict, version: str, stage: str, m: dict) -> list:
+        return [r["iteration"], version, stage, rating_text(m), _h2h(m.get("head_to_head")), _num(m.get("lc_win_rate")),
+                _num(m.get("raw_win_rate")), _num(m.get("mean_length"), 0), _num(m.get("judge_score")),
+                ", ".join(f"{k}: {v:.2f}" for k, v in (m.get("win_rate") or {}).items())]
+    rows = []
+    for r in fw.rows:  # each rated stage version (eval_every_stage), then the iteration's version
+        rows += [line(r, s["version"], s["method"], s["measures"]) for s in r["stages"] if s.get("measures")]
+        rows.append(line(r, r["version"], r["stages"][-1]["method"] if r["stages"] else "base", r))
+    head = ["iteration", "version", "stage", "rating (95% CI)", "vs the start (95% CI) W/T/L", "LC win rate",
             "raw win rate", "mean length", "judge score", "win rate"]
     parts = ["<h2>Iterations</h2>", _table(head, rows),
              f"<figure class='plot'>{plots.ratings_by_iteration(fw.rows)}</figure>"]

@@ -11,7 +11,7 @@ from arena_ray.rating.matrix import win_rate
 from arena_ray.records import Rating
 from arena_ray.settings import from_dict
 from arena_ray.workflows.flywheel.plan import plan, shards_needed
-from arena_ray.workflows.flywheel.summary import iteration_row, to_markdown
+from arena_ray.workflows.flywheel.summary import iteration_row, to_markdown, version_measures
 
 
 def test_fresh_shard_per_policy_stage_chains_versions():
@@ -131,3 +131,19 @@ def test_flywheel_config_is_validated(tmp_path):
         from_dict({**base, "flywheel": {**fw, "stages": ["rm"]}})
     with pytest.raises(ConfigError, match="bf16 needs use_gpu"):
         from_dict({**base, "flywheel": {**fw, "train": {"sft": {"bf16": True}}}})
+
+
+def test_every_stage_version_gets_its_own_line_with_its_measures():
+    battles = [b("m@1-sft", "g", "model_a"), b("m@1", "g", "model_b"), b("m@1", "m@0", "model_a"),
+               b("m@1-sft", "m@0", "tie")]
+    sft = version_measures("m@1-sft", Rating("m@1-sft", 1005.0, 990.0, 1020.0, 2), battles, ["g"], base="m@0")
+    row = {"iteration": 1, "version": "m@1", "stages": [
+        {"method": "sft", "battles": 2, "version": "m@1-sft", "measures": sft},
+        {"method": "rm", "battles": 2, "version": "m-rm@1", "measures": None},
+        {"method": "dpo", "battles": 2, "version": "m@1", "measures": None}],
+        **version_measures("m@1", Rating("m@1", 995.0, 980.0, 1010.0, 2), battles, ["g"], base="m@0")}
+    lines = to_markdown([row], ["g"]).splitlines()[2:]
+    assert lines[0].startswith("| 1 | m@1-sft | sft |") and "1005 (990–1020)" in lines[0]
+    assert "0.50 (0.50–0.50) 0/1/0" in lines[0] and lines[0].endswith("| 1.00 |")
+    assert lines[1].startswith("|  | m-rm@1 | rm |") and lines[1].endswith("| – | – | – | – | – | – |")
+    assert lines[2].startswith("|  | m@1 | dpo |") and "995 (980–1010)" in lines[2] and lines[2].endswith("| 0.00 |")
