@@ -127,6 +127,11 @@ class VLLMEngine:
         # prefill): "CPU Generator does not use offset". Per-request seeds are dropped on CPU.
         self.seeded = not current_platform.is_cpu()
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        self.receiver = None
+        if kwargs.get("weight_transfer_config"):  # a policy whose trainer pushes weights (NCCL / CUDA IPC)
+            from arena_ray.serving.weight_transfer import start_receiver
+
+            self.receiver = start_receiver(self.engine, v.tensor_parallel_size, self._loaded)
         self.tokenizer = self.engine.tokenizer if hasattr(self.engine, "tokenizer") else None
         if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
             from transformers import AutoTokenizer
@@ -170,16 +175,28 @@ class VLLMEngine:
                           logprobs=_vllm_logprobs(choice) if s.top_logprobs else None,
                           weight_version=self.weight_version, **tokens)
 
-    async def load_weights(self, blob: bytes, version: int) -> None:
-        """Reload every worker's weights in place from safetensors bytes (see serving/weights.py)."""
+    async def load_weights(self, blob, version: int) -> None:
+        """Reload every worker's weights in place from safetensors bytes (see serving/weights.py); or, given the
+        receipt of an NCCL / CUDA IPC push (a dict), wait until this replica's receiver has taken `version`."""
+        if isinstance(blob, dict):
+            if self.receiver is None:
+                raise RuntimeError(f"weight version {version} was pushed by {blob.get('transport')}, but this "
+                                   "engine has no weight_transfer_config to receive it")
+            await self.receiver.wait_loaded(version)
+            return
         await self.engine.collective_rpc("load_state", args=(blob,))
         await self.engine.reset_prefix_cache()  # cached prefixes were computed by the old weights
         self.weight_version = version
+
+    def _loaded(self, version: int) -> None:
+        self.weight_version = version  # what vLLM committed after a push (serving/weight_transfer.py)
 
     async def check_health(self) -> None:
         await self.engine.check_health()  # raises once the engine core has died
 
     def shutdown(self) -> None:
+        if getattr(self, "receiver", None) is not None:
+            self.receiver.stop()
         engine, self.engine = self.engine, None
         if engine is not None:
             engine.shutdown()

@@ -5,8 +5,12 @@ The trainer packs its state dict as safetensors bytes (no pickle), publishes it 
 holds fetches the bytes and hands them to its vLLM workers through `collective_rpc`, where this module's
 worker extension reloads them with vLLM's in-place `reload_weights` (which also re-runs the backend's weight
 processing, e.g. the CPU backend's repacking). A replica that Serve restarts comes back with the checkpoint's
-weights and catches up on its next request. On GPU clusters OpenRLHF's NCCL broadcast does this instead
-(arena_ray/train/openrlhf.py).
+weights and catches up on its next request. This is `ppo.weight_sync: object_store`, the path that works on CPU.
+
+On GPUs (`nccl`, `ipc`) the bytes skip the object store: the learner pushes its tensors into every replica's
+vLLM through vLLM's own weight-transfer API (train/weight_push.py, serving/weight_transfer.py, planned in
+weight_plan.py), and the store publishes only a receipt of the version every replica reported. Either way a
+replica stamps each answer with the version it holds. (`ppo.backend: openrlhf` leaves all of this to OpenRLHF.)
 """
 from __future__ import annotations
 

@@ -134,6 +134,12 @@ class PPORecipe(Strict):
     """Checkpoint the policy (safetensors) every this many steps; a re-run resumes from the last one."""
     use_gpu: bool = False
     """The learner takes a GPU."""
+    weight_sync: Literal["object_store", "nccl", "ipc"] = "object_store"
+    """How each step's weights reach the policy's replicas. object_store: safetensors bytes through the Ray
+    object store, loaded in place (CPU or GPU); nccl: broadcast from the learner's GPU into every replica's vLLM
+    (vLLM's weight-transfer API; the learner takes a GPU of its own); ipc: CUDA IPC handles, the learner and
+    the policy's single replica sharing one GPU (models.<policy>.num_gpus below 1). Both need use_gpu and a
+    vLLM policy on GPUs."""
     learner_cpus: float = Field(1, gt=0)
     """CPUs the learner reserves."""
     max_in_flight: int = Field(16, ge=1)
@@ -149,6 +155,15 @@ class PPORecipe(Strict):
     def _groups(self) -> "PPORecipe":
         if self.advantage in ("grpo", "rloo") and self.samples_per_prompt < 2:
             raise ValueError(f"advantage '{self.advantage}' needs samples_per_prompt >= 2")
+        return self
+
+    @model_validator(mode="after")
+    def _push_from_gpu(self) -> "PPORecipe":
+        # The policy's own side (a vLLM engine on GPUs; for ipc one replica on the learner's GPU) is checked
+        # where the models are known (serving/weight_plan.problems, before the cluster starts).
+        if self.weight_sync != "object_store" and not self.use_gpu:
+            raise ValueError(f"weight_sync '{self.weight_sync}' needs use_gpu: true (the learner sends from GPU "
+                             "memory into the policy's vLLM on GPUs); on CPU use 'object_store'")
         return self
 
 
@@ -197,5 +212,6 @@ class PPOConfig(PPORecipe):
 
 
 # The native learner's own knobs: OpenRLHF places, batches and retries by its own settings (ppo.openrlhf.*).
-NATIVE_ONLY = frozenset({"use_gpu", "learner_cpus", "max_in_flight", "max_attempts", "micro_batch_size"})
+NATIVE_ONLY = frozenset({"use_gpu", "learner_cpus", "max_in_flight", "max_attempts", "micro_batch_size",
+                         "weight_sync"})  # OpenRLHF's own: openrlhf.vllm_sync_backend
 NATIVE_ONLY_REWARD = frozenset({"rm_max_length"})

@@ -54,7 +54,9 @@ def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_eps: float, kl_
 
 
 class PolicyLearner:
-    def __init__(self, policy_path: str, settings: dict, use_gpu: bool = False):
+    def __init__(self, policy_path: str, settings: dict, use_gpu: bool = False, push_to: Optional[dict] = None):
+        """push_to: with weight_sync nccl or ipc, the served policy the weights go to — {"model": its Serve
+        application, "replicas": ..., "tensor_parallel_size": ...} (train/weight_push.py)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from arena_ray.settings.ppo import PPORecipe
@@ -73,6 +75,7 @@ class PolicyLearner:
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=self.s.learning_rate,
                                            weight_decay=self.s.weight_decay)
         self.version = 0
+        self.push_to, self.pusher = push_to, None
 
     def _logps(self, model, chunk: list[Rollout]):
         ids, attention, completion = _batch(chunk, self.pad_id, self.device)
@@ -119,12 +122,25 @@ class PolicyLearner:
         return [logp[i][mask[i]].tolist() for i in range(len(rollouts))]
 
     def publish(self) -> tuple[int, list]:
-        """The current weights as safetensors bytes in the object store: (version, [ObjectRef])."""
+        """(version, [ObjectRef]) for the WeightStore. object_store: the current weights as safetensors bytes.
+        nccl / ipc: the weights go straight into every replica's vLLM (vLLM's weight-transfer API), and the
+        reference is a receipt, once every replica has reported this version."""
         import ray
 
-        from arena_ray.serving.weights import pack_state
+        if self.s.weight_sync == "object_store":
+            from arena_ray.serving.weights import pack_state
 
-        return self.version, [ray.put(pack_state(self.policy.state_dict()))]
+            return self.version, [ray.put(pack_state(self.policy.state_dict()))]
+        from arena_ray.serving.weight_plan import receipt
+
+        if self.pusher is None:  # the group forms at the first push: the replicas are up by then
+            from arena_ray.train.weight_push import connect
+
+            if not self.push_to:
+                raise TrainingError(f"weight_sync '{self.s.weight_sync}' needs the served policy (push_to)")
+            self.pusher = connect(self.s.weight_sync, self.policy, **self.push_to)
+        loaded = self.pusher.push(self.version)
+        return self.version, [ray.put(receipt(self.s.weight_sync, self.version, loaded))]
 
     def save(self, path: str) -> str:
         out = Path(path)

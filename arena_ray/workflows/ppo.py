@@ -23,6 +23,7 @@ from arena_ray.records import ChatMessage, GenerationRequest, Instruction, Sampl
 from arena_ray.records.outputs import output_dir
 from arena_ray.records.rl import Rollout
 from arena_ray.records.tables import json_text
+from arena_ray.serving import weight_plan
 from arena_ray.serving.batch import BatchItem, read_lines, run_batch
 from arena_ray.serving.client import ServeModelClient
 from arena_ray.serving.cluster import ray_session
@@ -50,7 +51,12 @@ def run_ppo(config: Config, show_progress: bool = True) -> dict:
     template = judge_template(config)
     start = resume_point(root)
     policy_app = f"{ppo.policy}-policy"
-    models = {policy_app: config.models[ppo.policy]}
+    policy_cfg = config.models[ppo.policy]
+    unfit = weight_plan.problems(ppo.weight_sync, ppo.use_gpu, ppo.policy, policy_cfg)
+    if unfit:
+        raise ConfigError("; ".join(unfit))
+    # nccl / ipc: the policy's vLLM gets a weight-transfer receiver (serving/weight_transfer.py)
+    models = {policy_app: weight_plan.serving_config(policy_cfg, ppo.weight_sync)}
     if ppo.reward.source != "rm":
         models[config.judge.model] = config.models[config.judge.model]
     # --- run
@@ -61,14 +67,17 @@ def run_ppo(config: Config, show_progress: bool = True) -> dict:
         from arena_ray.train.placement import check_cluster, cpu_worker_env
         from arena_ray.train.ppo_learner import PolicyLearner
 
+        gpus = weight_plan.learner_gpus(ppo.weight_sync, ppo.use_gpu, policy_cfg)
         if ppo.use_gpu:
-            check_cluster({"GPU": 1}, "ppo.use_gpu: true (the learner takes one GPU)")
+            check_cluster({"GPU": gpus}, f"ppo.use_gpu: true (the learner takes {gpus:g} GPU)")
         store = open_store(policy_app)
         # A CPU learner on a GPU host must not see the GPU (Ray leaves CUDA_VISIBLE_DEVICES alone at 0 GPUs).
         learner = ray.remote(PolicyLearner).options(
-            num_cpus=ppo.learner_cpus, num_gpus=1 if ppo.use_gpu else 0,
+            num_cpus=ppo.learner_cpus, num_gpus=gpus, scheduling_strategy=beside_policy(ray, store, ppo),
             runtime_env=None if ppo.use_gpu else {"env_vars": cpu_worker_env()},
-        ).remote(config.models[ppo.policy].path, ppo.model_dump(mode="json"), ppo.use_gpu)
+        ).remote(policy_cfg.path, ppo.model_dump(mode="json"), ppo.use_gpu,
+                 push_to={"model": policy_app, "replicas": policy_cfg.replicas,
+                          "tensor_parallel_size": policy_cfg.vllm.tensor_parallel_size})
         if start:
             ray.get(learner.restore.remote(str(root / "checkpoint"), start))
             publish(ray, learner, store)
@@ -177,8 +186,20 @@ async def collect(policy, prompts: list[Instruction], step: int, ppo, root: Path
 
 
 def publish(ray, learner, store) -> None:
+    """object_store: the bytes go through the store; nccl / ipc: the learner pushes them into every replica
+    first and the store gets a receipt (a replica asked for the version before it has it waits for its push)."""
     version, refs = ray.get(learner.publish.remote())
     ray.get(store.publish.remote(version, refs))
+
+
+def beside_policy(ray, store, ppo):
+    """ipc: the learner on the policy replica's node (Ray then gives it the rest of that replica's GPU)."""
+    if ppo.weight_sync != "ipc":
+        return None
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    members = ray.get(store.roster.remote(1, weight_plan.ROSTER_TIMEOUT_S))
+    return NodeAffinitySchedulingStrategy(members[0]["node_id"], soft=False)
 
 
 def checkpoint(ray, learner, root: Path, step: int) -> None:
