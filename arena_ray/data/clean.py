@@ -82,6 +82,37 @@ def minhash(text: str, num_perm: int, ngram: int, seed: int = 1) -> np.ndarray:
     return np.asarray(m.hashvalues, dtype=np.uint32)
 
 
+@lru_cache(maxsize=4)
+def _permutations(num_perm: int, seed: int) -> np.ndarray:
+    from datasketch import MinHash
+
+    return MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
+
+
+def minhashes(texts: Sequence[str], num_perm: int, ngram: int, seed: int = 1) -> np.ndarray:
+    """uint32[len(texts), num_perm]: `minhash` of each text, the same values computed together — datasketch's
+    affine32 scheme (SHA-1 of each shingle, MurmurHash3's 32-bit finaliser, a·h + b mod 2^32, the minimum) with
+    its permutations drawn once, not once per text (a sketch's construction was most of its cost)."""
+    import struct
+
+    a, b = _permutations(num_perm, seed)
+    hashes, starts = [], []
+    for text in texts:
+        starts.append(len(hashes))
+        hashes.extend(struct.unpack("<I", hashlib.sha1(s).digest()[:4])[0] for s in shingles(text, ngram))
+    if not texts:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    h = np.array(hashes, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint32(16))
+        h = h * np.uint32(0x85EBCA6B)
+        h = h ^ (h >> np.uint32(13))
+        h = h * np.uint32(0xC2B2AE35)
+        h = h ^ (h >> np.uint32(16))
+        values = h[:, None] * a[None, :] + b[None, :]
+    return np.minimum.reduceat(values, starts, axis=0).astype(np.uint32)
+
+
 def annotate(inst: Instruction, num_perm: int, ngram: int, seed: int = 1) -> Annotation:
     lang, prob = language(inst.text)
     return Annotation(inst.instruction_id, len(inst.text), lang, prob, exact_key(inst.text),
@@ -272,14 +303,15 @@ def greedy_near_duplicates(edges: Iterable[tuple]) -> list[tuple[int, str]]:
 
 def split_key(ids: Iterable[str], seed: int) -> np.ndarray:
     """uint64 per id: where it falls in the seeded order that deals records into holdout and shards (ties, if
-    two ids ever hashed alike, go by id)."""
+    two ids ever hashed alike, go by id). The order depends on nothing but the id and the seed."""
     return np.fromiter((int.from_bytes(hashlib.blake2b(f"{seed}\0{i}".encode(), digest_size=8).digest(), "big")
                         for i in ids), dtype=np.uint64)
 
 
 def split_starts(count: int, shards: int, holdout: int) -> list[int]:
     """Rank (in split-key order) of the first record of each shard D0..DN-1; ranks below the first are the
-    held-out set. Shard sizes differ by at most one."""
+    held-out set. Shard sizes differ by at most one. A record's segment (0: held out, k + 1: shard Dk) is
+    np.searchsorted(starts, rank, side="right")."""
     if holdout + shards > count:
         raise InputError(f"only {count} instructions are left after cleaning: they cannot fill "
                          f"split.holdout={holdout} and split.shards={shards} non-empty shards (lower them, or "
@@ -288,11 +320,11 @@ def split_starts(count: int, shards: int, holdout: int) -> list[int]:
     return [holdout + int(b) for b in bounds[:-1]]
 
 
-def segment_of(keys: np.ndarray, ids: Sequence[str], starts: Sequence[tuple[int, str]]) -> np.ndarray:
-    """0 for a held-out record, k + 1 for shard Dk: how many shard starts ((split key, id) of each shard's
-    first record) are at or below the record's own (split key, id)."""
-    firsts = np.array([u for u, _ in starts], dtype=np.uint64)
-    segment = np.searchsorted(firsts, keys, side="right")
-    for k in np.flatnonzero(np.isin(keys, firsts)):   # a start's own record (or a tie): compare ids too
-        segment[k] = sum((int(keys[k]), ids[k]) >= (u, i) for u, i in starts)
-    return segment
+def split_groups(counts: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous runs of split-key ranges (a histogram's buckets, `counts` records each) holding about `rows`
+    records: (first bucket, rank of its first record) of each run. A run's records, sorted, have consecutive
+    ranks from there, so each can be placed without seeing any other."""
+    before = np.cumsum(counts) - counts
+    run = before // max(1, rows)
+    firsts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+    return firsts, before[firsts]

@@ -1,5 +1,5 @@
 """Read instruction files (arena-hard, FastChat MT-bench/Vicuna, Alpaca, ShareGPT, self-instruct, generic JSONL;
-as JSONL, a JSON array or Parquet) into Instructions.
+as JSONL, a JSON array, Parquet or a directory of Parquet parts) into Instructions.
 
 Every record gets a stable id: the source's own id where it has one, else a hash of the text.
 A malformed record raises InputError naming the file, the line and the field.

@@ -53,9 +53,10 @@ class Piece:
 
 
 def plan(source: int, path: str, fmt: str = "auto", id_prefix: str = "", limit: Optional[int] = None,
-         piece_bytes: int = PIECE_BYTES, piece_rows: int = PIECE_ROWS) -> list[Piece]:
+         piece_bytes: Optional[int] = None, piece_rows: Optional[int] = None) -> list[Piece]:
     """The pieces of one source, from its size, first bytes and Parquet footers only. JSON-lines pieces still
     need their first line and record (`number`)."""
+    piece_bytes, piece_rows = piece_bytes or PIECE_BYTES, piece_rows or PIECE_ROWS
     p = Path(path)
     whole = Piece(source, str(p), p.name, fmt, id_prefix, limit)
     try:

@@ -68,8 +68,8 @@ def count_piece(batch: pa.Table) -> pa.Table:
 
 
 ERROR_SCHEMA = pa.schema([("order", pa.int64()), ("rank", pa.int64()), ("error", pa.string())])
-INGEST_STATS_SCHEMA = pa.schema([("piece", pa.int64()), ("rows", pa.int64()), ("digest", pa.string()),
-                                 *ERROR_SCHEMA])
+INGEST_STATS_SCHEMA = pa.schema([("piece", pa.int64()), ("rows", pa.int64()), ("bytes", pa.int64()),
+                                 ("digest", pa.string()), *ERROR_SCHEMA])
 
 
 def ingest_piece(batch: pa.Table, parts: str) -> pa.Table:
@@ -93,8 +93,9 @@ def ingest_piece(batch: pa.Table, parts: str) -> pa.Table:
     write_atomic(table, part(parts, k))
     digest = hashlib.sha256(json.dumps([[i.instruction_id, i.text] for i, _ in rows]).encode()).hexdigest()
     order, rank, message = error or (None, None, None)
-    return pa.table({"piece": [k], "rows": [len(rows)], "digest": [digest], "order": [order], "rank": [rank],
-                     "error": [message]}, schema=INGEST_STATS_SCHEMA)
+    return pa.table({"piece": [k], "rows": [len(rows)], "bytes": [sum(len(i.text) for i, _ in rows)],
+                     "digest": [digest], "order": [order], "rank": [rank], "error": [message]},
+                    schema=INGEST_STATS_SCHEMA)
 
 
 def piece_ids(batch: pa.Table, parts: str, buckets: int) -> pa.Table:
@@ -126,22 +127,22 @@ def first_clash(group: pa.Table) -> pa.Table:
 
 def annotate_piece(batch: pa.Table, parts: str, target: str, num_perm: int, shingle: int,
                    batch_size: int) -> pa.Table:
-    """Language, length, exact key and MinHash signature of every row of a piece, `batch_size` rows per row
-    group (what a task holds in Python objects at once)."""
+    """Language, length, exact key and MinHash signature of every row of a piece (clean.annotate's values),
+    `batch_size` rows per row group: what a task holds at once."""
     k, _ = _piece(batch)
     t = pq.read_table(part(parts, k), columns=["instruction_id", "text"])
     path = part(target, k)
     tmp = path.with_name(path.name + ".tmp")
     with pq.ParquetWriter(tmp, ANNOTATION_SCHEMA) as writer:
         for lo in range(0, max(t.num_rows, 1), batch_size):
-            chunk = t.slice(lo, batch_size)
-            notes = [clean.annotate(Instruction(i, text, ""), num_perm, shingle)
-                     for i, text in zip(chunk["instruction_id"].to_pylist(), chunk["text"].to_pylist())]
+            texts = t["text"].slice(lo, batch_size).to_pylist()
+            languages = [clean.language(text) for text in texts]
+            signatures = clean.minhashes(texts, num_perm, shingle)
             writer.write_table(pa.table({
-                "chars": [a.chars for a in notes], "language": [a.language for a in notes],
-                "language_confidence": [a.language_confidence for a in notes],
-                "exact_key": [a.exact_key for a in notes],
-                "minhash": pa.array([a.minhash for a in notes], pa.list_(pa.uint32()))}, schema=ANNOTATION_SCHEMA))
+                "chars": [len(text) for text in texts], "language": [lang for lang, _ in languages],
+                "language_confidence": [p for _, p in languages], "exact_key": [clean.exact_key(x) for x in texts],
+                "minhash": pa.FixedSizeListArray.from_arrays(signatures.ravel(), num_perm).cast(
+                    pa.list_(pa.uint32()))}, schema=ANNOTATION_SCHEMA))
     os.replace(tmp, path)
     return pa.table({"piece": [k], "rows": [t.num_rows]})
 
@@ -247,11 +248,11 @@ def near_status(group: pa.Table) -> pa.Table:
 # --- assemble: each piece's rows with every decision, written as its parts of clean and removed
 
 def assemble_piece(group: pa.Table, parts: str, annotations: str, clean_dir: str, removed_dir: str,
-                   c: CleanConfig, protected: Sequence[Instruction]) -> pa.Table:
+                   c: CleanConfig, protected: Sequence[Instruction], seed: int) -> pa.Table:
     """Charge every row of one piece to its first removing step (length, language, the duplicate steps the
     shuffles decided, contamination against the broadcast protected set) or keep it; write the piece's parts
     of clean.parquet and removed.parquet; return what the report needs (counts, first examples per step, its
-    languages and sources)."""
+    languages and sources) and the split-key histogram of its kept rows."""
     k = group["piece"][0].as_py()
     decided = {r: (s, d) for r, s, d in zip(group["row"].to_pylist(), group["step"].to_pylist(),
                                             group["detail"].to_pylist()) if r >= 0}
@@ -269,7 +270,8 @@ def assemble_piece(group: pa.Table, parts: str, annotations: str, clean_dir: str
         for found in clean.contamination_removals(candidates, protected, c.contamination_ngram,
                                                   c.contamination_threshold):
             removal[row_of[found.instruction_id]] = ("contamination", found.detail)
-    write_atomic(to_table([i for r, i in enumerate(insts) if r not in removal], Instruction), part(clean_dir, k))
+    kept = [i for r, i in enumerate(insts) if r not in removal]
+    write_atomic(to_table(kept, Instruction), part(clean_dir, k))
     steps: dict[str, dict] = {}
     for s, step in enumerate(STEPS):
         mine = sorted(r for r, (name, _) in removal.items() if name == step)
@@ -288,51 +290,51 @@ def assemble_piece(group: pa.Table, parts: str, annotations: str, clean_dir: str
     for i in insts:
         sources[i.source] = sources.get(i.source, 0) + 1
     return pa.table({"piece": [k], "ingested": [len(insts)], "kept": [len(insts) - len(removal)],
-                     "stats": [json.dumps({"steps": steps, "languages": languages, "sources": sources})]})
+                     "stats": [json.dumps({"steps": steps, "languages": languages, "sources": sources})],
+                     "hist": [split_histogram([i.instruction_id for i in kept], seed).tobytes()]})
 
 
 # --- split: a hash of each id places it; held-out set and shards in the order of that hash
 
-HIST_BITS = 16
+HIST_BITS = 12
 
 
-def split_histogram(batch: pa.Table, seed: int) -> pa.Table:
-    """How many kept ids fall into each of 2^16 ranges of the split key (the driver finds each shard's
-    first record from these counts without seeing the ids)."""
-    top = (clean.split_key(batch["instruction_id"].to_pylist(), seed) >> np.uint64(64 - HIST_BITS)).astype(np.int64)
-    buckets, counts = np.unique(top, return_counts=True)
-    return pa.table({"bucket": pa.array(buckets, pa.int64()), "n": pa.array(counts, pa.int64())})
+def split_histogram(ids: Sequence[str], seed: int) -> np.ndarray:
+    """How many of these ids fall into each of 2^12 ranges of the split key: from such counts alone the driver
+    cuts the key order into runs whose ranks it knows."""
+    top = (clean.split_key(ids, seed) >> np.uint64(64 - HIST_BITS)).astype(np.int64)
+    return np.bincount(top, minlength=1 << HIST_BITS).astype(np.int64)
 
 
-def split_candidates(batch: pa.Table, seed: int, buckets: Sequence[int]) -> pa.Table:
-    """(split key, id) of the kept ids in the given histogram ranges: where the shard starts lie."""
-    ids = batch["instruction_id"].to_pylist()
-    keys = clean.split_key(ids, seed)
-    hit = np.flatnonzero(np.isin((keys >> np.uint64(64 - HIST_BITS)).astype(np.int64), list(buckets)))
-    return pa.table({"key": pa.array(keys[hit], pa.uint64()), "instruction_id": pa.array([ids[k] for k in hit],
-                                                                                          pa.string())})
-
-
-def place(batch: pa.Table, seed: int, starts: Sequence[tuple[int, str]], bits: int) -> pa.Table:
-    """Each kept row's segment (0 holdout, k + 1 shard Dk), split key, and the part of its segment it goes to
-    (the top `bits` bits of its key: parts are key ranges, so their names sort as their rows do)."""
-    ids = batch["instruction_id"].to_pylist()
-    keys = clean.split_key(ids, seed)
-    segment = clean.segment_of(keys, ids, starts).astype(np.int64)
-    sub = (keys >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(keys), np.int64)
-    return (batch.append_column("key", pa.array(keys, pa.uint64()))
-            .append_column("segment", pa.array(segment, pa.int64()))
-            .append_column("group", pa.array((segment << np.int64(bits)) | sub, pa.int64())))
+def place(batch: pa.Table, clean_dir: str, seed: int, firsts: Sequence[int]) -> pa.Table:
+    """A piece's kept rows with their split key and the run (clean.split_groups) of key ranges each falls
+    into."""
+    k, _ = _piece(batch)
+    rows = pq.read_table(part(clean_dir, k))
+    keys = clean.split_key(rows["instruction_id"].to_pylist(), seed)
+    top = (keys >> np.uint64(64 - HIST_BITS)).astype(np.int64)
+    run = np.searchsorted(np.asarray(firsts, dtype=np.int64), top, side="right") - 1
+    return rows.append_column("key", pa.array(keys, pa.uint64())).append_column("run", pa.array(run, pa.int64()))
 
 
 def segment_dir(segment: int, holdout_dir: str, shards_dir: str) -> Path:
     return Path(holdout_dir) if segment == 0 else Path(shards_dir) / f"D{segment - 1}.parquet"
 
 
-def write_segment_part(group: pa.Table, holdout_dir: str, shards_dir: str, bits: int) -> pa.Table:
-    segment, sub = divmod(group["group"][0].as_py(), 1 << bits)
+def write_run(group: pa.Table, first_ranks: Sequence[int], starts: Sequence[int], holdout_dir: str,
+              shards_dir: str) -> pa.Table:
+    """One run of key ranges, sorted by (split key, id): its rows' ranks follow from the run's first rank, and
+    the shard starts say where each goes. Written as part <run> of the held-out set or a shard, so the parts of
+    each sort by name as their rows do."""
+    run = group["run"][0].as_py()
     rows = group.sort_by([("key", "ascending"), ("instruction_id", "ascending")])
-    out = segment_dir(segment, holdout_dir, shards_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(rows.select(INSTRUCTION_SCHEMA.names).cast(INSTRUCTION_SCHEMA), part(out, sub))
-    return pa.table({"segment": [segment], "rows": [rows.num_rows]})
+    segment = np.searchsorted(np.asarray(starts), first_ranks[run] + np.arange(rows.num_rows), side="right")
+    out = []
+    for seg in np.unique(segment):
+        mine = rows.filter(pa.array(segment == seg))
+        d = segment_dir(int(seg), holdout_dir, shards_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        write_atomic(mine.select(INSTRUCTION_SCHEMA.names).cast(INSTRUCTION_SCHEMA), part(d, run))
+        out.append((int(seg), mine.num_rows))
+    return pa.table({"segment": [s for s, _ in out], "rows": [n for _, n in out]},
+                    schema=pa.schema([("segment", pa.int64()), ("rows", pa.int64())]))
