@@ -32,10 +32,11 @@ def flywheel_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
             "learning_rate": 1e-4}
     data["flywheel"] = {
         "dir": str(tmp_path / "fw"), "target": "tiny", "competitors": ["gpt-4-0314", "gpt-3.5-turbo-0125"],
-        "iterations": 1, "stages": ["sft", "dpo", "ppo"], "instructions_per_shard": 2, "eval_limit": 2,
+        "iterations": 1, "stages": ["sft", "dpo", "ppo"], "instructions_per_shard": 4, "eval_limit": 2,
         "data": {"sources": [{"path": str(SHARED_DATA / "instructions" / "arena_hard_v0.1.jsonl"), "limit": 40}],
                  "split": {"shards": 4, "holdout": 4}},
-        # A random judge rarely opens a 2-3 point gap: keep every decided battle so training data flows.
+        # A random judge rarely opens a 2-3 point gap: keep every decided battle so training data flows (and
+        # 4 instructions a shard, 8 battles: on 2 the random target may win or tie every one, leaving no SFT data).
         "thresholds": {"sft_gap": 0.0, "dpo_gap": 0.0, "rm_gap": 0.0},
         "train": {"sft": fast, "dpo": {**fast, "learning_rate": 1e-5}},
         "ppo": {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 2, "max_new_tokens": 8,
@@ -50,10 +51,10 @@ def flywheel_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
     return path
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
+def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
-        assert proc.poll() is None, f"flywheel exited early: {proc.stdout.read()[-3000:] if proc.stdout else ''}"
+        assert proc.poll() is None, f"flywheel exited early: {log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"{path} did not appear in {timeout}s"
         time.sleep(1)
 
@@ -62,9 +63,12 @@ def test_flywheel_two_iterations_killed_and_resumed_as_a_ray_job(tmp_path, tiny_
     cfg = flywheel_config(tmp_path, tiny_model_dir)
     fw = tmp_path / "fw"
     # First run: SIGKILL the whole process tree once the first SFT model is trained and the DPO battle began.
-    proc = subprocess.Popen(CLI + ["flywheel", "--config", str(cfg)], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(fw / "battles" / "D1-tiny@1-sft" / "run.json", proc, timeout=900)
+    # Output to a file, not a pipe nobody reads until the end: a full pipe would block the flywheel's prints.
+    log = tmp_path / "first-run.log"
+    with log.open("w") as out_file:
+        proc = subprocess.Popen(CLI + ["flywheel", "--config", str(cfg)], cwd=ROOT, start_new_session=True,
+                                stdout=out_file, stderr=subprocess.STDOUT, text=True)
+    wait_for(fw / "battles" / "D1-tiny@1-sft" / "run.json", proc, log, timeout=900)
     kill_session(proc)
     sft_done = fw / "iter1-sft" / "train" / "done.json"
     assert sft_done.exists() and not (fw / "iter1-dpo" / "train" / "done.json").exists()
@@ -97,7 +101,7 @@ def test_flywheel_two_iterations_killed_and_resumed_as_a_ray_job(tmp_path, tiny_
     assert all(s["reward_mean"] is not None and -1 <= s["reward_mean"] <= 1 for s in ppo_steps)
     references = list((fw / "iter1-ppo" / "reference").glob("*.jsonl"))
     assert [r.stem for r in references] in (["gpt-4-0314"], ["gpt-3.5-turbo-0125"])
-    assert len(references[0].read_text().splitlines()) == 2
+    assert len(references[0].read_text().splitlines()) == 4
 
     summary = json.loads((fw / "summary.json").read_text())
     rows = summary["iterations"]
