@@ -57,11 +57,13 @@ def test_competitor_pinned_to_the_second_node_and_training_across_both(tmp_path,
     data["arena"]["competitors"] = ["tiny", "gpt-4-0314"]
     cfg = tmp_path / "arena.yaml"
     cfg.write_text(yaml.safe_dump(data))
+    before = {a["actor_id"] for a in ray_list(head_node, "actors")}  # earlier tests' replicas of the session
     proc = run_cli(["arena", "--config", str(cfg), "--quiet"], timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     board = json.loads((tmp_path / "run" / "leaderboard.json").read_text())
     assert set(board["models"]) == {"tiny", "gpt-4-0314"}
-    replicas = [a for a in ray_list(head_node, "actors") if a["class_name"].startswith("ServeReplica:gpt-4-0314:")]
+    replicas = [a for a in ray_list(head_node, "actors") if a["class_name"].startswith("ServeReplica:gpt-4-0314:")
+                and a["actor_id"] not in before]
     assert replicas and {a["node_id"] for a in replicas} == {second_node}
 
     # Two SFT workers, one per node: STRICT_SPREAD bundles can only be placed on two different nodes.
