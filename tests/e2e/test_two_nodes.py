@@ -24,7 +24,8 @@ def ray_list(env: dict, what: str) -> list[dict]:
     out = subprocess.run([str(BIN / "ray"), "list", what, "--format", "json", "--limit", "10000", "--detail"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout) if out.stdout.strip() else []  # nothing at all where there is none
+    start = out.stdout.find("[")  # where there is none, Ray prints a sentence instead of a JSON list
+    return json.loads(out.stdout[start:]) if start >= 0 else []
 
 
 @pytest.fixture
