@@ -46,7 +46,12 @@ def read_json(path: Path, expected: type = dict):
 
 def iter_jsonl(path: Path, text: Optional[str] = None) -> Iterator[tuple[str, object]]:
     """(`file:line`, record) for every non-blank line; a malformed line raises InputError naming it."""
-    for lineno, line in enumerate((read_text(path) if text is None else text).splitlines(), 1):
+    yield from json_lines(path, (read_text(path) if text is None else text).splitlines(), 1)
+
+
+def json_lines(path, lines, first_line: int) -> Iterator[tuple[str, object]]:
+    """`iter_jsonl` over lines that start at line `first_line` of `path` (a piece of a file read in parts)."""
+    for lineno, line in enumerate(lines, first_line):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"

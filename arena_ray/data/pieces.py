@@ -9,12 +9,11 @@ readers, so their errors are the errors.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator, Optional
 
-from arena_ray.data.ingest import detect_format, iter_instructions, parquet_parts, parse_record
+from arena_ray.data.ingest import detect_format, iter_instructions, json_lines, parquet_parts, parse_record
 from arena_ray.errors import InputError
 from arena_ray.records import Instruction
 
@@ -178,14 +177,7 @@ def _parse(record, fmt: str, where: str, source: str) -> Instruction:
 
 
 def _line_records(piece: Piece, lines: list[str]) -> Iterator[tuple[str, Instruction]]:
-    for k, line in enumerate(lines):
-        if not line.strip():
-            continue
-        where = f"{piece.path}:{piece.first_line + k}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{where}: malformed JSON line: {err.msg} (column {err.colno})") from None
+    for where, record in json_lines(piece.path, lines, piece.first_line):
         yield where, _parse(record, piece.fmt, where, piece.name)
 
 

@@ -182,3 +182,12 @@ def length_hacking(rows: Sequence[Mapping], max_growth: float) -> Optional[str]:
 
 def _pct(rate: Optional[float]) -> str:
     return "n/a" if rate is None else f"{100 * rate:.1f}%"
+
+
+def head_to_head_text(h2h: Optional[Mapping]) -> str:
+    """`0.75 (0.50–1.00) 1/1/0` — win rate, 95% interval, wins/ties/losses — for a `head_to_head` result; – when
+    the two never met."""
+    if not h2h or h2h.get("win_rate") is None:
+        return "–"
+    lo, hi = h2h["ci"]
+    return f"{h2h['win_rate']:.2f} ({lo:.2f}–{hi:.2f}) {h2h['wins']}/{h2h['ties']}/{h2h['losses']}"

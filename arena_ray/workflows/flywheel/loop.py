@@ -23,7 +23,7 @@ from arena_ray.train.registry import Registry, version
 from arena_ray.workflows.flywheel import focus, ppo_stage
 from arena_ray.workflows.flywheel import stages as st
 from arena_ray.workflows.flywheel.plan import Stage, plan, shards_needed
-from arena_ray.workflows.flywheel.summary import focus_markdown, to_markdown, version_measures
+from arena_ray.workflows.flywheel.summary import focus_markdown, iteration_row, to_markdown, version_measures
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,14 @@ def run_flywheel(config: Config, show_progress: bool = True) -> list[dict]:
             versions.append(version(fw.target, i))
             st.evaluate(config, root, registry, versions[-1], list(evaluated), show_progress)
             evaluated.append(versions[-1])
-            warning = length_hacking(summarise(config, root, schedule, results, versions, evaluated),
-                                     fw.max_length_growth)
+            rows = summarise(config, root, schedule, results, versions, evaluated)
+            warning = length_hacking(rows, fw.max_length_growth)
             if warning:
                 log.warning("%s", warning)
             if warning and fw.stop_on_hacking:
                 log.warning("flywheel.stop_on_hacking: stopping after iteration %d of %d", i, fw.iterations)
                 break
-    # --- results
-    rows = summarise(config, root, schedule, results, versions, evaluated)
+    # --- results (rows: the last iteration's summary; iterations >= 1)
     table = to_markdown(rows, fw.competitors) + focus_markdown(rows) + (f"\n**Warning:** {warning}\n" if warning else "")
     (root / "summary.json").write_text(json_text({"data": data, "iterations": rows, "length_hacking": warning},
                                                  indent=2) + "\n")
@@ -119,6 +118,7 @@ def summarise(config: Config, root: Path, schedule: list[Stage], results: dict[s
         stages = [{**results[s.name], "version": s.output,
                    "measures": measures(s.output) if s.output in evaluated and s.output != v else None}
                   for s in schedule if s.iteration == i]
-        rows.append({"iteration": i, "version": v, "stages": stages, **measures(v),
+        rows.append({**iteration_row(i, v, stages, ratings.get(v), battles, fw.competitors, base=versions[0],
+                                     lc_reference=lc_reference, seed=config.rating.seed),
                      "focus": focus.report(config, root, [s for s in schedule if s.iteration == i]) if i else None})
     return rows

@@ -4,10 +4,10 @@ sample with the strongest competitor's answer from the stage's battles (both ord
 model; new weights reach the serving replica after every step; the result is registered with stage `ppo`."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from arena_ray.arena.metrics import ArenaMetrics
+from arena_ray.data.leaderboards import read_board
 from arena_ray.settings import Config, from_dict
 from arena_ray.train.registry import Registry, version
 from arena_ray.workflows.flywheel.plan import Stage
@@ -23,7 +23,7 @@ def strongest_competitor(root: Path, config: Config, evaluated: str) -> str:
     board = root / "eval" / evaluated / "leaderboard.json"
     if not board.exists():
         return competitors[0]
-    models = json.loads(board.read_text()).get("models", {})
+    models = read_board(board)["models"]
     rated = [(models.get(c, {}).get("rating"), -k, c) for k, c in enumerate(competitors)]
     return max(rated, key=lambda t: (t[0] is not None, t[0] or 0.0, t[1]))[2]
 
@@ -40,7 +40,6 @@ def run(config: Config, root: Path, registry: Registry, stage: Stage, battle_dir
     elif reward["source"] == "pairwise":
         reference = strongest_competitor(root, config, version(fw.target, stage.iteration - 1))
         reward["reference_answers"] = str(stage_dir / "reference" / f"{reference}.jsonl")
-        record_answers(battle_dir, reference, Path(reward["reference_answers"]))
     data = config.model_dump(mode="json", exclude={"flywheel", "self_reward", "ppo"})
     data["models"][stage.battle_model] = version_model(config, registry, stage.battle_model)
     data["ppo"] = {**fw.ppo.model_dump(mode="json"), "reward": reward, "dir": str(stage_dir / "ppo"),
@@ -50,6 +49,8 @@ def run(config: Config, root: Path, registry: Registry, stage: Stage, battle_dir
     cfg = from_dict(data, source=f"the ppo stage of {stage_dir}")
 
     def work() -> dict:
+        if reward["source"] == "pairwise":  # once, with the stage: a finished stage reads nothing again
+            record_answers(battle_dir, reference, Path(reward["reference_answers"]))
         summary = run_ppo(cfg, show_progress=show)
         steps = summary["steps"]
         return {"path": summary["model"], "metrics": {

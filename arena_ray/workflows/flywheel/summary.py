@@ -9,7 +9,12 @@ from typing import Optional, Sequence
 from arena_ray.rating.answer_stats import answer_stats
 from arena_ray.rating.leaderboard import rating_text, summary_of
 from arena_ray.rating.matrix import win_rate
-from arena_ray.rating.winrates import comparisons_from_battles, head_to_head, length_controlled_win_rate
+from arena_ray.rating.winrates import (
+    comparisons_from_battles,
+    head_to_head,
+    head_to_head_text,
+    length_controlled_win_rate,
+)
 from arena_ray.records import Rating
 
 STAGE_KEYS = ("method", "battles", "sft", "dpo", "rm", "skipped", "loss_first", "loss_last", "margin_last",
@@ -51,12 +56,6 @@ def _fmt(v, digits=2) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def h2h_text(h2h: Optional[dict]) -> str:
-    if not h2h or h2h.get("win_rate") is None:
-        return "–"
-    lo, hi = h2h["ci"]
-    return f"{h2h['win_rate']:.2f} ({lo:.2f}–{hi:.2f}) {h2h['wins']}/{h2h['ties']}/{h2h['losses']}"
-
 
 def _stage_cells(s: dict) -> list[str]:
     if s.get("skipped"):
@@ -74,8 +73,8 @@ def _stage_cells(s: dict) -> list[str]:
 def _measure_cells(m: Optional[dict], competitors: Sequence[str]) -> list[str]:
     if not m:
         return ["–"] * (5 + len(competitors))
-    return [rating_text(m), h2h_text(m.get("head_to_head")), _fmt(m.get("lc_win_rate")), _fmt(m.get("mean_length"), 0),
-            _fmt(m.get("judge_score")), *[_fmt((m.get("win_rate") or {}).get(c)) for c in competitors]]
+    return [rating_text(m), head_to_head_text(m.get("head_to_head")), _fmt(m.get("lc_win_rate")),
+            _fmt(m.get("mean_length"), 0), _fmt(m.get("judge_score")), *[_fmt((m.get("win_rate") or {}).get(c)) for c in competitors]]
 
 
 def to_markdown(rows: Sequence[dict], competitors: Sequence[str]) -> str:

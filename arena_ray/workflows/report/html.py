@@ -8,6 +8,7 @@ from typing import Optional
 
 from arena_ray.judging.card import warning
 from arena_ray.rating.leaderboard import rating_text
+from arena_ray.rating.winrates import head_to_head_text
 from arena_ray.records.outputs import output_file
 from arena_ray.workflows.report import plots
 from arena_ray.workflows.report.collect import ArenaView, ReportData, collect
@@ -126,18 +127,14 @@ def _num(v, digits: int = 2) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _h2h(h: Optional[dict]) -> str:
-    if not h or h.get("win_rate") is None:
-        return "–"
-    return f"{h['win_rate']:.2f} ({h['ci'][0]:.2f}–{h['ci'][1]:.2f}) {h['wins']}/{h['ties']}/{h['losses']}"
-
 
 def flywheel_section(data: ReportData) -> str:
     fw = data.flywheel
 
     def line(r: dict, version: str, stage: str, m: dict) -> list:
-        return [r["iteration"], version, stage, rating_text(m), _h2h(m.get("head_to_head")), _num(m.get("lc_win_rate")),
-                _num(m.get("raw_win_rate")), _num(m.get("mean_length"), 0), _num(m.get("judge_score")),
+        return [r["iteration"], version, stage, rating_text(m), head_to_head_text(m.get("head_to_head")),
+                _num(m.get("lc_win_rate")), _num(m.get("raw_win_rate")), _num(m.get("mean_length"), 0),
+                _num(m.get("judge_score")),
                 ", ".join(f"{k}: {v:.2f}" for k, v in (m.get("win_rate") or {}).items())]
     rows = []
     for r in fw.rows:  # each rated stage version (eval_every_stage), then the iteration's version

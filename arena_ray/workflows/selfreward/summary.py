@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from arena_ray.rating.leaderboard import rating_text
+from arena_ray.rating.winrates import head_to_head_text
 
 
 def _f(v, digits=2) -> str:
@@ -13,11 +14,6 @@ def _f(v, digits=2) -> str:
         return "–"
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
-
-def _h2h(h: Optional[dict]) -> str:
-    if not h or h.get("win_rate") is None:
-        return "–"
-    return f"{h['win_rate']:.2f} ({h['ci'][0]:.2f}–{h['ci'][1]:.2f}) {h['wins']}/{h['ties']}/{h['losses']}"
 
 
 def to_markdown(rows: Sequence[dict], base: Optional[dict] = None) -> str:
@@ -39,7 +35,8 @@ def to_markdown(rows: Sequence[dict], base: Optional[dict] = None) -> str:
         cells = [str(r["iteration"]), f"{r['from']} → {r['to']}", str(r["pairs_kept"]), str(r["dropped_ties"]),
                  str(r["dropped_unscored"]), _f(r["mean_reward"]), hist, _f(agree.get("pairwise_accuracy"), 3),
                  _f(agree.get("spearman"), 3), _f(agree.get("kendall_tau"), 3), loss, _f(arena["win_rate"], 3),
-                 _h2h(arena.get("head_to_head")), _f(arena.get("lc_win_rate")), _f(arena.get("raw_win_rate")),
+                 head_to_head_text(arena.get("head_to_head")), _f(arena.get("lc_win_rate")),
+                 _f(arena.get("raw_win_rate")),
                  _f(arena.get("mean_length"), 0), rating_text(arena["ratings"].get(r["to"]))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
