@@ -10,6 +10,7 @@ transformers is told use_cpu. Rank 0 reports the saved HF folder (safetensors) a
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -85,17 +86,25 @@ def metrics_callback(run: str, method: str):
 
 
 def step_times(timeline: dict):
-    """A transformers callback that stamps (time.time()) when training began, and when its first and last optimiser
-    steps ended: the steps' own speed apart from start-up (benchmarks/train_throughput.py)."""
+    """A transformers callback that stamps (time.time()) when training began and when its first and last optimiser
+    steps ended, and notes the median step's seconds: the steps' own speed apart from start-up, and apart from
+    other work that slowed a few steps (benchmarks/train_throughput.py)."""
     from transformers import TrainerCallback
+
+    ends: list[float] = []
 
     class StepTimes(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
             timeline["train_begin"] = time.time()
 
         def on_step_end(self, args, state, control, **kwargs):
-            timeline.setdefault("first_step", time.time())
-            timeline["last_step"] = time.time()
+            ends.append(time.time())
+            timeline.setdefault("first_step", ends[0])
+            timeline["last_step"] = ends[-1]
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if len(ends) > 1:
+                timeline["median_step_s"] = statistics.median(b - a for a, b in zip(ends, ends[1:]))
 
     return StepTimes()
 
@@ -118,6 +127,7 @@ def summarise(log_history: list[dict]) -> dict:
 
 
 def train_loop(config: dict) -> None:
+    # When each stage ended (time.time(), rank 0's in metrics.json): where a run's start-up went.
     timeline = {"worker_start": time.time()}
     if not config["train"].get("use_gpu"):
         # The worker's runtime_env hides the GPUs already; this covers a worker started without it, as long
@@ -126,7 +136,6 @@ def train_loop(config: dict) -> None:
 
         os.environ.update(cpu_worker_env())
     import ray.train
-    from ray.data import DataContext
     from ray.train.huggingface.transformers import prepare_trainer
 
     from arena_ray.settings.train import TrainConfig
@@ -134,7 +143,7 @@ def train_loop(config: dict) -> None:
 
     rank = ray.train.get_context().get_world_rank()
     train = TrainConfig.model_validate(config["train"])
-    DataContext.get_current().enable_progress_bars = False  # one read of a small file: no bars in the log
+    timeline["imported"] = time.time()
     # The rows the driver checked, converted the same way (formats): the trainer sees what it saw before.
     rows = rows_for(config["method"], shard_rows(ray.train.get_dataset_shard("train")), config["source"],
                     config["completion_template"])

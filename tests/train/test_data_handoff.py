@@ -1,5 +1,8 @@
 """Training data reaches the workers through Ray Data, whole and in file order: each worker converts the rows
-exactly as the driver checked them, and the trainer's sampler (not Ray) shards them by rank, as before."""
+exactly as the driver checked them, and the trainer's sampler (not Ray) shards them by rank, as before. And the
+fixed costs around a run: the controller's polling, the final checkpoint moved rather than copied."""
+import os
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -70,3 +73,36 @@ def test_the_dataset_goes_to_every_worker_whole_and_in_order(tmp_path):
     config = trainer.train_loop_config
     assert "rows" not in config  # nothing pickled into the config
     assert (config["source"], config["completion_template"], config["method"]) == ("dpo.parquet", TEMPLATE, "dpo")
+
+
+def test_the_controller_polls_often_unless_told_otherwise(tmp_path, monkeypatch):
+    monkeypatch.setenv(run.HEALTH_CHECK_INTERVAL, "3")
+    run.torch_trainer("sft", tmp_path / "base", None, tmp_path / "out", TrainConfig(), tmp_path / "ray_train")
+    assert os.environ[run.HEALTH_CHECK_INTERVAL] == "3"  # the user's setting
+    monkeypatch.delenv(run.HEALTH_CHECK_INTERVAL)
+    run.torch_trainer("sft", tmp_path / "base", None, tmp_path / "out", TrainConfig(), tmp_path / "ray_train")
+    assert os.environ[run.HEALTH_CHECK_INTERVAL] == "0.5"  # read by fit(), passed on to Ray Train's controller
+
+
+class Checkpoint:
+    def __init__(self, path, filesystem):
+        self.path, self.filesystem, self.copied_to = str(path), filesystem, None
+
+    def to_directory(self, path):
+        self.copied_to = path
+
+
+def test_the_checkpoint_is_moved_not_copied_when_it_can_be(tmp_path):
+    from pyarrow.fs import LocalFileSystem
+
+    folder = tmp_path / "ray_train" / "checkpoint_0"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    run.take_checkpoint(Checkpoint(folder, LocalFileSystem()), tmp_path / "out.tmp")
+    assert (tmp_path / "out.tmp" / "model.safetensors").read_bytes() == b"weights" and not folder.exists()
+    remote = Checkpoint("bucket/run/checkpoint_0", filesystem=object())  # e.g. S3: downloaded
+    run.take_checkpoint(remote, tmp_path / "x")
+    assert remote.copied_to == str(tmp_path / "x")
+    elsewhere = Checkpoint(tmp_path / "missing", LocalFileSystem())  # a rename that fails (another filesystem)
+    run.take_checkpoint(elsewhere, tmp_path / "y")
+    assert elsewhere.copied_to == str(tmp_path / "y")

@@ -12,9 +12,11 @@ from safetensors.numpy import load_file
 from arena_ray.data.answers import load_answers
 from arena_ray.data.ingest import load_instructions
 from arena_ray.settings.train import TrainConfig
-from arena_ray.train.formats import preference_messages
+from arena_ray.train import run
+from arena_ray.train.formats import preference_messages, rows_for
 from arena_ray.train.registry import Registry, weight_files
 from arena_ray.train.run import NoTrainingData, train
+from arena_ray.train.worker import shard_rows
 from tests.helpers import ANSWERS, ARENA_HARD
 
 pytestmark = pytest.mark.slow
@@ -44,7 +46,7 @@ def changed(before, after) -> bool:
     return any(not (a[k] == b[k]).all() for k in a if k in b)
 
 
-def test_sft_lowers_loss_and_changes_weights(local_ray, tiny_model_dir, curated, tmp_path):
+def test_sft_lowers_loss_and_changes_weights(local_ray, tiny_model_dir, curated, tmp_path, monkeypatch):
     result = train("sft", tiny_model_dir, curated / "sft.parquet", tmp_path / "sft",
                    TrainConfig(learning_rate=1e-3, **FAST))
     m = result.metrics
@@ -56,6 +58,13 @@ def test_sft_lowers_loss_and_changes_weights(local_ray, tiny_model_dir, curated,
     assert entry.version == 0 and Registry(tmp_path).get("tiny@1").digest == entry.digest
     # A second call finds the finished folder and does not train again.
     assert train("sft", tiny_model_dir, curated / "sft.parquet", tmp_path / "sft", TrainConfig(**FAST)).metrics == m
+    # Either way the data reaches the workers (put by the driver; a large file read by Ray Data's tasks), a worker
+    # gets the rows the driver checked, in order.
+    checked = [row for rows in run.read_examples("sft", curated / "sft.parquet", None) for row in rows]
+    for limit in (run.DRIVER_READ_BYTES, 0):
+        monkeypatch.setattr(run, "DRIVER_READ_BYTES", limit)
+        shard = run.curated_dataset(curated / "sft.parquet").iterator()
+        assert rows_for("sft", shard_rows(shard), "sft.parquet") == checked
 
 
 def test_dpo_grows_the_implicit_reward_margin(local_ray, tiny_model_dir, curated, tmp_path):
