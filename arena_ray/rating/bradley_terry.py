@@ -305,11 +305,20 @@ def _split(pr: Pairs, n: np.ndarray, fitted: np.ndarray) -> np.ndarray:
 def percentile_interval(boots: np.ndarray, level: float = 95.0) -> tuple[np.ndarray, np.ndarray]:
     """The percentile bootstrap interval per model (linear interpolation, as numpy's and FastChat's default).
     Rounds that separated a model count as ±inf, so an end that reaches into them is unbounded (±inf)."""
-    big = 1e12
-    finite = np.clip(boots, -big, big)
     tail = (100 - level) / 2
-    low, high = np.nanpercentile(finite, tail, axis=0), np.nanpercentile(finite, 100 - tail, axis=0)
-    return np.where(low <= -big / 10, -np.inf, low), np.where(high >= big / 10, np.inf, high)
+    return _percentile(boots, tail), _percentile(boots, 100 - tail)
+
+
+def _percentile(boots: np.ndarray, q: float) -> np.ndarray:
+    """numpy's linear percentile over rounds, where an infinite neighbour of the interpolation makes the end
+    infinite: the limit as a separated round's rating runs off. (numpy gives NaN there; clipping ±inf to a big
+    number gave a huge finite end instead, e.g. -2.5e10 = 2.5% of -1e12 at 200 rounds.)"""
+    big = np.finfo(float).max / 4
+    finite = np.clip(boots, -big, big)
+    below = np.nanpercentile(finite, q, axis=0, method="lower")    # x[floor(p)]: weight 1 - frac > 0
+    above = np.nanpercentile(finite, q, axis=0, method="higher")   # x[ceil(p)]: weight frac (or the same row)
+    value = np.nanpercentile(finite, q, axis=0)
+    return np.where(below <= -big, -np.inf, np.where(above >= big, np.inf, value))
 
 
 def rank_ub(ci_low: np.ndarray, ci_high: np.ndarray) -> np.ndarray:

@@ -46,11 +46,11 @@ def rating_text(entry: Optional[dict]) -> str:
     if not entry or entry.get("rating") is None:
         return {"above": "above all rated", "below": "below all rated"}.get((entry or {}).get("separated"), "–")
     low, high = entry["ci"]
-    return f"{entry['rating']:.0f} ({'–∞' if low is None else f'{low:.0f}'}–{'∞' if high is None else f'{high:.0f}'})"
+    return f"{entry['rating']:.0f} ({'−∞' if low is None else f'{low:.0f}'}–{'∞' if high is None else f'{high:.0f}'})"
 
 
-def _cell(x: Optional[float]) -> str:
-    return "–" if x is None else f"{x:.1f}"
+def _cell(x: Optional[float], none: str = "–") -> str:
+    return none if x is None else f"{x:.1f}"
 
 
 def to_markdown(ratings: Sequence[Rating], failed: Mapping[str, int] | None = None, title: str = "Leaderboard") -> str:
@@ -60,7 +60,8 @@ def to_markdown(ratings: Sequence[Rating], failed: Mapping[str, int] | None = No
     for r in ratings:
         rating = {"above": "above all rated", "below": "below all rated", "apart": "not comparable"}.get(
             r.separated, _cell(r.rating))
-        interval = "" if r.separated else f"{_cell(r.ci_low)} – {_cell(r.ci_high)}"
+        # An open end (resamples that separated the model) is unbounded, not unknown.
+        interval = "" if r.separated else f"{_cell(r.ci_low, '−∞')} – {_cell(r.ci_high, '∞')}"
         span = f"{r.rank_best}" if r.rank_best == r.rank_worst else f"{r.rank_best}–{r.rank_worst}"
         lines.append(f"| {r.rank_ub} | {span} | {r.model} | {rating} | {interval} | {r.battles} | "
                      f"{failed.get(r.model, 0)} |")

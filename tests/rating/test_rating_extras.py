@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from arena_ray.errors import ConfigError, InputError
-from arena_ray.rating.bradley_terry import fit, parse_anchor
+from arena_ray.rating.bradley_terry import fit, parse_anchor, percentile_interval
 from arena_ray.rating.elo import online_elo
 from arena_ray.rating.graph import components
+from arena_ray.rating.leaderboard import to_json, to_markdown
 from arena_ray.rating.matrix import observed_win_rates, predicted_win_rates
 from arena_ray.rating.style import StyledBattle, fit_style_controlled, style_features
 from tests.rating.test_bradley_terry import synthetic
@@ -84,3 +85,41 @@ def test_style_features_count_markdown():
     f = style_features(text)
     assert list(f[1:]) == [1, 3, 2]
     assert style_features("a b c", tokens=42)[0] == 42
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_an_interval_end_that_touches_a_separated_round_is_unbounded(seed):
+    """The end is what numpy's linear percentile tends to as separated rounds run off to ±L: it is infinite
+    exactly where it still moves with L, else the same finite number."""
+    rng = np.random.default_rng(seed)
+    boots = rng.normal(1000, 80, (200, 6))
+    boots[rng.random(boots.shape) < 0.03] = np.nan   # rounds that drew no battle for the model
+    for model in range(boots.shape[1]):   # 0-8 rounds separated below and above: around the 2.5% and 97.5% points
+        rounds = rng.permutation(np.flatnonzero(~np.isnan(boots[:, model])))
+        below, above = rng.integers(0, 9, 2)
+        boots[rounds[:below], model], boots[rounds[below:below + above], model] = -np.inf, np.inf
+    low, high = percentile_interval(boots)
+    for got, q in ((low, 2.5), (high, 97.5)):
+        at = [np.nanpercentile(np.nan_to_num(boots, nan=np.nan, posinf=big, neginf=-big), q, axis=0) for big in (1e6, 1e9)]
+        moves = at[0] != at[1]
+        assert np.array_equal(np.isinf(got), moves)
+        assert np.allclose(got[~moves], at[0][~moves])
+        assert np.all(np.sign(got[moves]) == np.sign(at[1][moves]))
+
+
+def test_a_tiny_arena_prints_no_huge_finite_interval_end():
+    # The README's first command once printed gpt-4-0314's lower end as -24999999347.3 on these 24 battles:
+    # 2.5% of the stand-in for -inf, interpolated with a finite neighbour.
+    names = ["gpt-3.5-turbo-0125", "gpt-4-0314", "gemma-270m", "smollm2"]
+    games = ["01b", "01a", "01a", "21a", "20b", "13b", "03b", "01a", "21a", "20b", "23a", "21b", "20b", "21b",
+             "20a", "03a", "23b", "13b", "23b", "03b", "03b", "23a", "13b", "13a"]
+    battles = [(names[int(g[0])], names[int(g[1])], f"model_{g[2]}") for g in games]
+    for r in fit(battles, bootstrap_rounds=200, seed=0):
+        assert r.ci_low is None or r.rating - 1000 < r.ci_low <= r.rating
+        assert r.ci_high is None or r.rating <= r.ci_high < r.rating + 1000
+    board = fit(battles, bootstrap_rounds=200, seed=0)
+    gpt4 = {r.model: r for r in board}["gpt-4-0314"]
+    assert gpt4.ci_low is None
+    row = next(line for line in to_markdown(board).splitlines() if "| gpt-4-0314 |" in line)
+    assert f"| −∞ – {gpt4.ci_high:.1f} |" in row
+    assert to_json(board)["models"]["gpt-4-0314"]["ci_low"] is None
