@@ -102,7 +102,7 @@ def through_ray(base: Path, data: Path, settings, out: Path) -> dict:
     from arena_ray.train import run
 
     stamps: dict = {}
-    originals = {name: getattr(run, name) for name in ("curated_dataset", "torch_trainer") if hasattr(run, name)}
+    originals = {name: getattr(run, name) for name in ("curated_dataset", "torch_trainer")}
 
     def stamped(name, fn):  # when the driver starts reading the data into Ray, and hands over to Ray Train
         def call(*args, **kwargs):

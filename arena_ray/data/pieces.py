@@ -55,6 +55,7 @@ def plan(source: int, path: str, fmt: str = "auto", id_prefix: str = "", limit: 
          piece_bytes: Optional[int] = None, piece_rows: Optional[int] = None) -> list[Piece]:
     """The pieces of one source, from its size, first bytes and Parquet footers only. JSON-lines pieces still
     need their first line and record (`number`)."""
+    # The module's sizes read at call time, not bound as defaults: a test shrinks them for the whole pipeline.
     piece_bytes, piece_rows = piece_bytes or PIECE_BYTES, piece_rows or PIECE_ROWS
     p = Path(path)
     whole = Piece(source, str(p), p.name, fmt, id_prefix, limit)

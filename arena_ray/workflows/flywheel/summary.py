@@ -56,7 +56,6 @@ def _fmt(v, digits=2) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-
 def _stage_cells(s: dict) -> list[str]:
     if s.get("skipped"):
         change = "skipped: no data"

@@ -127,7 +127,6 @@ def _num(v, digits: int = 2) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-
 def flywheel_section(data: ReportData) -> str:
     fw = data.flywheel
 

@@ -15,7 +15,6 @@ def _f(v, digits=2) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-
 def to_markdown(rows: Sequence[dict], base: Optional[dict] = None) -> str:
     ref = next((r["arena"].get("reference") for r in rows if r["arena"].get("reference")), None) or \
         (base or {}).get("reference")
